@@ -1,0 +1,46 @@
+# Lifeboat. `make demo` runs the main job, `make test` runs every test; both
+# install what they need first (Debian packages, Go modules, the test kernel).
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export GOFLAGS := -buildvcs=false
+CACHE ?= $(CURDIR)/.cache
+OUT ?= $(CURDIR)/out
+BOARD ?= qemu-x86_64
+export LIFEBOAT_CACHE := $(CACHE)
+
+.PHONY: all deps kernel build image demo test unit vmtest bench fuzz vet clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+kernel: deps
+	@scripts/fetch-kernel.sh $(CACHE)/kernel >/dev/null
+
+build:
+	@mkdir -p $(OUT)
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(OUT)/ ./cmd/...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet ./...
+
+# Every test: unit and host integration tests (loop devices need root), then the
+# tests that boot the rescue image in QEMU.
+test: deps kernel vet
+	go test -count=1 -timeout 25m ./...
+
+unit:
+	go test -short -count=1 ./...
+
+fuzz:
+	go test -run XXX -fuzz FuzzReader -fuzztime 30s ./bundle
+	go test -run XXX -fuzz FuzzManifestIndex -fuzztime 30s ./bundle
+	go test -run XXX -fuzz FuzzDecode -fuzztime 30s ./bundle
+
+bench: deps build
+	bench/run.sh
+
+clean:
+	rm -rf $(OUT)
