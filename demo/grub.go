@@ -1,0 +1,260 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+)
+
+// DefaultGRUBDir is where Debian's grub-pc-bin puts the i386-pc images and
+// modules.
+const DefaultGRUBDir = "/usr/lib/grub/i386-pc"
+
+// Offsets into GRUB's i386-pc images (grub-core/boot/i386/pc/boot.S and
+// diskboot.S, include/grub/i386/pc/boot.h), as grub-bios-setup patches them.
+const (
+	// MBRCodeSize is the boot code part of the MBR; the disk signature
+	// and the partition table follow it and must stay as they are.
+	MBRCodeSize = 440
+
+	bootKernelSector = 0x5c // boot.img: uint64 LBA of core.img's first sector
+	bootDrive        = 0x64 // boot.img: 0xff = use the drive the BIOS booted
+	bootDriveCheck   = 0x66 // boot.img: jmp over the buggy-BIOS drive check
+
+	// diskboot.img, core.img's first sector, loads the rest of core.img
+	// from a list of blocks that grows down from the sector's end; one
+	// entry is enough for a contiguous core.img.
+	blocklistStart   = 0x1f4 // uint64 first LBA
+	blocklistLen     = 0x1fc // uint16 sectors
+	blocklistSegment = 0x1fe // uint16 real-mode segment to load at
+	// kernelSegment is where the sectors after the first go: 0x8000
+	// (GRUB_BOOT_I386_PC_KERNEL_SEG) plus the one sector boot.img loaded.
+	kernelSegment = 0x820
+)
+
+// grubModules go into core.img. Everything grub.cfg uses is built in, so
+// the boot partition needs no i386-pc/ module folder.
+var grubModules = []string{
+	"biosdisk", "part_gpt", "ext2", // find and read the rescue and boot partitions
+	"normal", "configfile", "echo", "test", "loadenv", "blocklist", "cat", "sleep",
+	"serial", "terminal", // serial console
+	"linux", "halt", "reboot",
+}
+
+// BootImage returns the first MBRCodeSize bytes of GRUB's boot.img with
+// its kernel sector set to coreLBA, as grub-bios-setup would write them.
+// The rest of the sector (disk signature, partition table, 0x55AA) is the
+// partition table's and is not part of the result.
+func BootImage(bootImg []byte, coreLBA uint64) ([]byte, error) {
+	if len(bootImg) != SectorSize || bootImg[510] != 0x55 || bootImg[511] != 0xaa {
+		return nil, fmt.Errorf("%w: boot.img is %d bytes or lacks 0x55AA", ErrGRUBImage, len(bootImg))
+	}
+	b := bytes.Clone(bootImg[:MBRCodeSize])
+	binary.LittleEndian.PutUint64(b[bootKernelSector:], coreLBA)
+	b[bootDrive] = 0xff
+	// On a hard disk, trust the drive number the BIOS passes in DL, as
+	// grub-bios-setup does for anything but a floppy: two NOPs replace
+	// the jump over the check.
+	b[bootDriveCheck], b[bootDriveCheck+1] = 0x90, 0x90
+	return b, nil
+}
+
+// CoreImage pads core.img to whole sectors and points its first sector's
+// blocklist at the rest of it, for a core.img written contiguously from
+// coreLBA on. maxSize is the room there (the bios-boot partition's size).
+//
+// grub-bios-setup can also add Reed-Solomon recovery codes after core.img;
+// this leaves them out, which GRUB's startup code accepts (redundancy 0).
+func CoreImage(core []byte, coreLBA uint64, maxSize int) ([]byte, error) {
+	if len(core) < 2*SectorSize {
+		return nil, fmt.Errorf("%w: core.img of %d bytes is too short", ErrGRUBImage, len(core))
+	}
+	if seg := binary.LittleEndian.Uint16(core[blocklistSegment:]); seg != kernelSegment {
+		return nil, fmt.Errorf("%w: core.img's first sector is not diskboot.img (segment %#x at %#x)", ErrGRUBImage, seg, blocklistSegment)
+	}
+	sectors := (len(core) + SectorSize - 1) / SectorSize
+	if sectors*SectorSize > maxSize {
+		return nil, fmt.Errorf("%w: core.img needs %d bytes, the partition has %d", ErrGRUBImage, sectors*SectorSize, maxSize)
+	}
+	if sectors-1 > 0xffff {
+		return nil, fmt.Errorf("%w: core.img of %d sectors does not fit one blocklist entry", ErrGRUBImage, sectors)
+	}
+	b := make([]byte, sectors*SectorSize)
+	copy(b, core)
+	binary.LittleEndian.PutUint64(b[blocklistStart:], coreLBA+1)
+	binary.LittleEndian.PutUint16(b[blocklistLen:], uint16(sectors-1))
+	binary.LittleEndian.PutUint16(b[blocklistSegment:], kernelSegment)
+	return b, nil
+}
+
+// grubPrefix is where GRUB finds grub.cfg: the rescue partition, by
+// number, on the disk the BIOS booted (hd0).
+func grubPrefix() string {
+	return fmt.Sprintf("(hd0,gpt%d)/grub", mustPart(PartRescue).Number())
+}
+
+// buildGRUB makes mbr.img and the patched core.img in dir.
+func buildGRUB(ctx context.Context, grubDir, dir string) (mbrPath, corePath string, err error) {
+	bios := mustPart(PartBIOSBoot)
+	coreLBA := bios.Start / SectorSize
+	boot, err := os.ReadFile(filepath.Join(grubDir, "boot.img"))
+	if err != nil {
+		return "", "", fmt.Errorf("%w (install grub-pc-bin)", err)
+	}
+	mbr, err := BootImage(boot, coreLBA)
+	if err != nil {
+		return "", "", err
+	}
+	raw := filepath.Join(dir, "core.raw")
+	defer os.Remove(raw)
+	args := append([]string{"-O", "i386-pc", "-d", grubDir, "-p", grubPrefix(), "-o", raw}, grubModules...)
+	if err := run(ctx, "grub-mkimage", args...); err != nil {
+		return "", "", err
+	}
+	rawCore, err := os.ReadFile(raw)
+	if err != nil {
+		return "", "", err
+	}
+	core, err := CoreImage(rawCore, coreLBA, int(bios.Size))
+	if err != nil {
+		return "", "", err
+	}
+	mbrPath, corePath = filepath.Join(dir, "mbr.img"), filepath.Join(dir, "core.img")
+	if err := os.WriteFile(mbrPath, mbr, 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(corePath, core, 0o644); err != nil {
+		return "", "", err
+	}
+	return mbrPath, corePath, nil
+}
+
+// GRUBEnvSize is the size of a GRUB environment block.
+const GRUBEnvSize = 1024
+
+// GRUBEnvFile is the GRUB environment's file in the grubenv partition's
+// ext2 file system.
+const GRUBEnvFile = "/grubenv"
+
+// GRUBEnvOffset is where GRUBEnvFile's GRUBEnvSize bytes lie, from the start
+// of the grubenv partition. Linux reads and rewrites them there in place,
+// as GRUB's save_env does, without mounting anything; Build checks that
+// mke2fs put them here.
+//
+// Why a file system at all: GRUB 2.06 reads an environment block from a
+// raw blocklist ("load_env --file (hd0,gpt3)0+2") but refuses to write one
+// there ("save_env: sparse file not allowed"), and boot counting needs
+// GRUB to write. In a file on ext2 it can.
+const GRUBEnvOffset = 54 * 1024
+
+// buildGRUBEnv makes the grubenv partition's image at out: a 1 KiB-block
+// ext2 holding only GRUBEnvFile, so the block is one contiguous fs block.
+func buildGRUBEnv(ctx context.Context, vars map[string]string, stageDir, out string) error {
+	env, err := GRUBEnvBlock(vars)
+	if err != nil {
+		return err
+	}
+	if err := stage(stageDir, []file{{path: GRUBEnvFile[1:], data: env, mode: 0o644}}, nil); err != nil {
+		return err
+	}
+	if err := mkfs(ctx, "ext2", PartGRUBEnv, stageDir, out, mustPart(PartGRUBEnv).Size, GRUBEnvSize); err != nil {
+		return err
+	}
+	off, err := fileOffset(ctx, out, GRUBEnvFile, GRUBEnvSize)
+	if err != nil {
+		return err
+	}
+	if off != GRUBEnvOffset {
+		return fmt.Errorf("%w: mke2fs put %s at offset %d, the board expects %d", ErrGRUBEnv, GRUBEnvFile, off, GRUBEnvOffset)
+	}
+	return nil
+}
+
+// grubEnvHeader starts a GRUB environment block as grub-editenv writes it;
+// GRUB checks only the first line.
+const grubEnvHeader = "# GRUB Environment Block\n# WARNING: Do not edit this file by tools other than grub-editenv!!!\n"
+
+// GRUBEnvBlock returns a GRUB environment block holding vars, byte for byte
+// as grub-editenv writes it: the header, name=value lines, '#' padding.
+func GRUBEnvBlock(vars map[string]string) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(grubEnvHeader)
+	for _, k := range sortedKeys(vars) {
+		if k == "" || strings.ContainsAny(k, "=\n") || strings.Contains(vars[k], "\n") {
+			return nil, fmt.Errorf("%w: variable %q", ErrGRUBEnv, k)
+		}
+		fmt.Fprintf(&b, "%s=%s\n", k, vars[k])
+	}
+	if b.Len() > GRUBEnvSize {
+		return nil, fmt.Errorf("%w: %d bytes of variables in a %d-byte block", ErrGRUBEnv, b.Len(), GRUBEnvSize)
+	}
+	b.Write(bytes.Repeat([]byte{'#'}, GRUBEnvSize-b.Len()))
+	return b.Bytes(), nil
+}
+
+// grubCfg is the device's grub.cfg, on the rescue partition. Paths are
+// absolute GRUB device paths so that it does not depend on $root.
+var grubCfg = template.Must(template.New("grub.cfg").Parse(`# {{.Product}}: GRUB configuration of the demo device.
+serial --unit=0 --speed=115200
+terminal_input serial
+terminal_output serial
+
+# The boot environment: boot counting and "boot good" marks go here, and
+# save_env --file $envfile writes it back.
+set envfile={{.EnvFile}}
+load_env --file $envfile
+
+set default=production
+# A one-shot choice, as grub-reboot makes it: boot that entry this once.
+if [ -n "${next_entry}" ]; then
+	set default="${next_entry}"
+	set next_entry=
+	save_env --file $envfile next_entry
+fi
+set timeout_style=menu
+set timeout={{.Timeout}}
+
+menuentry "production ({{.Product}} {{.Version}})" --id production {
+	echo "Loading {{.Product}} {{.Version}} ..."
+	linux {{.Boot}}/vmlinuz {{.Cmdline}}
+	initrd {{.Boot}}/initrd.img
+}
+
+menuentry "rescue" --id rescue {
+	echo "Loading the rescue system ..."
+	linux {{.Rescue}}/rescue/vmlinuz {{.RescueCmdline}}
+	initrd {{.Rescue}}/rescue/initrd.img
+}
+`))
+
+type grubCfgData struct {
+	Product, Version       string
+	Timeout                int
+	EnvFile                string
+	Boot, Rescue           string // GRUB devices, (hd0,gptN)
+	Cmdline, RescueCmdline string
+}
+
+func renderGRUBCfg(o *Options) ([]byte, error) {
+	dev := func(name string) string { return fmt.Sprintf("(hd0,gpt%d)", mustPart(name).Number()) }
+	d := grubCfgData{
+		Product:       Product,
+		Version:       o.Version,
+		Timeout:       o.GRUBTimeout,
+		EnvFile:       dev(PartGRUBEnv) + GRUBEnvFile,
+		Boot:          dev(PartBoot),
+		Rescue:        dev(PartRescue),
+		Cmdline:       o.Cmdline,
+		RescueCmdline: o.RescueCmdline,
+	}
+	var b bytes.Buffer
+	if err := grubCfg.Execute(&b, d); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
