@@ -174,6 +174,9 @@ type Config struct {
 	Scheme FlagScheme
 	// Path is the grubenv file (GRUB).
 	Path string
+	// Offset, for GRUB, places the 1024-byte block at Offset of the file
+	// or device at Path and rewrites it in place (see NewGRUBStoreAt).
+	Offset int64
 }
 
 // Location is one copy of a U-Boot environment.
@@ -200,6 +203,9 @@ func Open(cfg Config) (Store, error) {
 	case GRUB:
 		if cfg.Path == "" || len(cfg.Copies) > 0 || cfg.FWEnvConfig != "" {
 			return nil, fmt.Errorf("%w: a GRUB env needs Path only", ErrConfig)
+		}
+		if cfg.Offset != 0 {
+			return NewGRUBStoreAt(cfg.Path, cfg.Offset), nil
 		}
 		return NewGRUBStore(cfg.Path), nil
 	}

@@ -165,9 +165,12 @@ func checkGRUBName(name string) error {
 	return nil
 }
 
-// GRUBStore is a grubenv file.
+// GRUBStore is a grubenv file, or a grubenv block at an offset of a
+// device (the block of a grubenv file inside an unmounted filesystem).
 type GRUBStore struct {
-	path string
+	path    string
+	offset  int64
+	inPlace bool
 }
 
 var _ Store = (*GRUBStore)(nil)
@@ -175,9 +178,25 @@ var _ Store = (*GRUBStore)(nil)
 // NewGRUBStore returns the store for the grubenv file at path.
 func NewGRUBStore(path string) *GRUBStore { return &GRUBStore{path: path} }
 
+// NewGRUBStoreAt returns the store for the GRUBEnvSize-byte block at
+// offset of the file or device at path. The block is rewritten in place:
+// that is how GRUB's own save_env works, and a filesystem that holds the
+// grubenv file never sees its block move. A write of 1 KiB is not atomic on
+// every medium; a board that must survive a power cut during it keeps the
+// boot counter in a redundant U-Boot env instead.
+func NewGRUBStoreAt(path string, offset int64) *GRUBStore {
+	return &GRUBStore{path: path, offset: offset, inPlace: true}
+}
+
 // Load reads the file; a file that is not GRUBEnvSize bytes is ErrSize.
 func (s *GRUBStore) Load() (Env, error) {
-	b, err := os.ReadFile(s.path)
+	var b []byte
+	var err error
+	if s.inPlace {
+		b, err = readAt(s.path, s.offset, GRUBEnvSize)
+	} else {
+		b, err = os.ReadFile(s.path)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +223,9 @@ func (s *GRUBStore) Save(env Env) error {
 	if err != nil {
 		return err
 	}
+	if s.inPlace {
+		return writeAt(s.path, s.offset, b)
+	}
 	perm := os.FileMode(0o644)
 	if st, err := os.Stat(s.path); err == nil {
 		perm = st.Mode().Perm()
@@ -222,3 +244,32 @@ func (s *GRUBStore) New() Env { return NewGRUBEnv() }
 
 // Close does nothing: the file is opened per operation.
 func (s *GRUBStore) Close() error { return nil }
+
+func readAt(path string, off int64, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("%s at %d: %w", path, off, err)
+	}
+	return b, nil
+}
+
+func writeAt(path string, off int64, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		f.Close()
+		return fmt.Errorf("%s at %d: %w", path, off, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -163,3 +163,32 @@ func TestGRUBStore(t *testing.T) {
 		t.Errorf("Apply() on a 512-byte file = %v, want ErrSize", err)
 	}
 }
+
+func TestGRUBStoreAt(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "part.img")
+	const off = 55296
+	img := bytes.Repeat([]byte{0xAA}, 64<<10)
+	blk, _ := NewGRUBEnv().Encode()
+	copy(img[off:], blk)
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Config{Type: GRUB, Path: p, Offset: off})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(map[string]string{"boot_count": "2"}, nil); err != nil {
+		t.Fatalf("Apply() = %v", err)
+	}
+	got, _ := os.ReadFile(p)
+	if !bytes.Equal(got[:off], img[:off]) || !bytes.Equal(got[off+GRUBEnvSize:], img[off+GRUBEnvSize:]) {
+		t.Error("bytes outside the env block changed")
+	}
+	e, err := DecodeGRUB(got[off : off+GRUBEnvSize])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := e.Get("boot_count"); v != "2" {
+		t.Errorf("boot_count = %q, want 2", v)
+	}
+}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
-	"github.com/lifeboat-updater/lifeboat/internal/exitcode"
+	"github.com/lifeboat-updater/lifeboat/install"
 )
 
 const usage = `usage: lifeboat-bundle COMMAND [flags]
@@ -35,16 +35,21 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	err := run(ctx, args, stdin, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "lifeboat-bundle: %v\n", err)
-		if errors.Is(err, exitcode.ErrUsage) {
+		if errors.Is(err, errUsage) {
 			fmt.Fprint(stderr, usage)
+			return install.ExitUsage
 		}
 	}
-	return exitcode.Of(err)
+	// The device command's exit codes, so scripts learn one table.
+	return install.ExitCode(err)
 }
+
+// errUsage marks command line mistakes (exit code 2).
+var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: no command", exitcode.ErrUsage)
+		return fmt.Errorf("%w: no command", errUsage)
 	}
 	switch args[0] {
 	case "keygen":
@@ -59,7 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("%w: unknown command %q", exitcode.ErrUsage, args[0])
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
 
 // parse parses flags that may come before or after the positional
@@ -69,7 +74,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%w: %v", exitcode.ErrUsage, err)
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -87,7 +92,7 @@ func keygen(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *out == "" {
-		return fmt.Errorf("%w: keygen needs -o NAME", exitcode.ErrUsage)
+		return fmt.Errorf("%w: keygen needs -o NAME", errUsage)
 	}
 	pub, priv, err := bundle.GenerateKey(nil)
 	if err != nil {
@@ -154,7 +159,7 @@ func create(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *specPath == "" || *out == "" || len(keys) == 0 {
-		return fmt.Errorf("%w: create needs -spec, -key and -o", exitcode.ErrUsage)
+		return fmt.Errorf("%w: create needs -spec, -key and -o", errUsage)
 	}
 	spec, err := LoadSpec(*specPath)
 	if err != nil {
@@ -167,11 +172,11 @@ func create(ctx context.Context, args []string, stdout io.Writer) error {
 	cs := uint64(spec.ChunkSize)
 	if *chunk != "" {
 		if cs, err = ParseSize(*chunk); err != nil {
-			return fmt.Errorf("%w: -chunk-size: %v", exitcode.ErrUsage, err)
+			return fmt.Errorf("%w: -chunk-size: %v", errUsage, err)
 		}
 	}
 	if cs > bundle.MaxChunkSize {
-		return fmt.Errorf("%w: chunk size %d too large", exitcode.ErrUsage, cs)
+		return fmt.Errorf("%w: chunk size %d too large", errUsage, cs)
 	}
 	signers, err := loadSigners(keys)
 	if err != nil {
@@ -293,7 +298,7 @@ func inspect(args []string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: inspect needs one bundle", exitcode.ErrUsage)
+		return fmt.Errorf("%w: inspect needs one bundle", errUsage)
 	}
 	f, size, err := openBundle(pos[0], stdin)
 	if err != nil {
@@ -318,7 +323,7 @@ func inspect(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		ra, ok := f.(io.ReaderAt)
 		if !ok {
-			return fmt.Errorf("%w: inspect -keys needs a file, not a stream", exitcode.ErrUsage)
+			return fmt.Errorf("%w: inspect -keys needs a file, not a stream", errUsage)
 		}
 		var r *bundle.Reader
 		r, trustErr = bundle.NewReaderAt(ra, size, ts)
@@ -471,7 +476,7 @@ func verify(args []string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 || *keys == "" {
-		return fmt.Errorf("%w: verify needs a bundle and -keys", exitcode.ErrUsage)
+		return fmt.Errorf("%w: verify needs a bundle and -keys", errUsage)
 	}
 	ts, err := bundle.LoadTrustStore(*keys)
 	if err != nil {

@@ -1,0 +1,162 @@
+package boards
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParse(t *testing.T) {
+	p, err := Parse([]byte(`{
+		"name": "b", "revision": "2",
+		"storage": {
+			"one": "/dev/vda",
+			"list": ["/dev/mmcblk0", "/dev/vdb"],
+			"obj": {"paths": ["/dev/sda"], "match": {"name": "sd?", "attrs": {"removable": "0"}}}
+		},
+		"targets": {
+			"rootfs": {"device": "one", "partition": "rootfs"},
+			"spl": {"device": "list", "offset": 32768, "size": 65536},
+			"boot0": {"path": "/dev/mmcblk0boot0"}
+		},
+		"bootenv": {"env": {"type": "uboot", "paths": ["/dev/mtd1"]}},
+		"security_version_file": "/data/sv",
+		"watchdog": {"device": "/dev/watchdog", "timeout_seconds": 30}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Storage{
+		"one":  {Paths: []string{"/dev/vda"}},
+		"list": {Paths: []string{"/dev/mmcblk0", "/dev/vdb"}},
+		"obj":  {Paths: []string{"/dev/sda"}, Match: &Match{Name: "sd?", Attrs: map[string]string{"removable": "0"}}},
+	}
+	if diff := cmp.Diff(want, p.Storage); diff != "" {
+		t.Errorf("Storage (-want +got):\n%s", diff)
+	}
+	if p.String() != "b:2" {
+		t.Errorf("String() = %q, want b:2", p.String())
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ name, json string }{
+		{"not json", `{`},
+		{"unknown field", `{"name": "b", "storage": {}, "colour": "red"}`},
+		{"no name", `{"storage": {}}`},
+		{"colon in name", `{"name": "b:1", "storage": {}}`},
+		{"relative storage path", `{"name": "b", "storage": {"d": "vda"}}`},
+		{"empty storage", `{"name": "b", "storage": {"d": {}}}`},
+		{"bad glob", `{"name": "b", "storage": {"d": {"match": {"name": "["}}}}`},
+		{"target without place", `{"name": "b", "storage": {}, "targets": {"t": {}}}`},
+		{"target on unknown device", `{"name": "b", "storage": {}, "targets": {"t": {"device": "d"}}}`},
+		{"path and device", `{"name": "b", "storage": {"d": "/dev/vda"}, "targets": {"t": {"device": "d", "path": "/x"}}}`},
+		{"partition and offset", `{"name": "b", "storage": {"d": "/dev/vda"}, "targets": {"t": {"device": "d", "partition": "p", "offset": 1}}}`},
+		{"target named like storage", `{"name": "b", "storage": {"d": "/dev/vda"}, "targets": {"d": {"path": "/x"}}}`},
+		{"bootenv type", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "efi"}}}`},
+		{"watchdog without device", `{"name": "b", "storage": {}, "watchdog": {"timeout_seconds": 3}}`},
+		{"relative security version file", `{"name": "b", "storage": {}, "security_version_file": "sv"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Parse([]byte(tt.json)); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Parse(%s) = %v, want ErrInvalid", tt.json, err)
+			}
+		})
+	}
+}
+
+// fakeSys makes a sysfs with block devices vda (a virtio disk), its
+// partition vda1, and mmcblk0 (an SD card).
+func fakeSys(t *testing.T) Resolver {
+	root := t.TempDir()
+	write := func(p, s string) {
+		p = filepath.Join(root, "sys", "class", "block", p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("vda/removable", "0\n")
+	write("vda1/partition", "1\n")
+	write("mmcblk0/removable", "0\n")
+	write("mmcblk0/device/type", "SD\n")
+	return Resolver{SysRoot: filepath.Join(root, "sys"), DevRoot: "/fakedev"}
+}
+
+func TestResolve(t *testing.T) {
+	r := fakeSys(t)
+	existing := filepath.Join(t.TempDir(), "disk.img")
+	os.WriteFile(existing, nil, 0o644)
+	p := &Profile{
+		Name: "b",
+		Storage: map[string]Storage{
+			"disk": {Paths: []string{"/nonexistent/vda", existing}},
+			"sd":   {Paths: []string{"/nonexistent/mmcblk9"}, Match: &Match{Name: "mmcblk*", Attrs: map[string]string{"device/type": "S?"}}},
+			"virt": {Match: &Match{Name: "vd*"}},
+			"gone": {Paths: []string{"/nonexistent/x"}, Match: &Match{Attrs: map[string]string{"device/type": "MMC"}}},
+		},
+		Targets: map[string]TargetSpec{
+			"rootfs": {Device: "disk", Partition: "rootfs"},
+			"spl":    {Device: "sd", Offset: 32768, Size: 4096},
+			"boot0":  {Path: "/dev/mmcblk0boot0"},
+			"lost":   {Device: "gone", Partition: "x"},
+		},
+	}
+	tests := []struct {
+		name string
+		want Place
+		err  error
+	}{
+		{"rootfs", Place{Name: "rootfs", Device: "disk", Path: existing, Partition: "rootfs"}, nil},
+		{"spl", Place{Name: "spl", Device: "sd", Path: "/fakedev/mmcblk0", Offset: 32768, Size: 4096}, nil},
+		{"boot0", Place{Name: "boot0", Path: "/dev/mmcblk0boot0"}, nil},
+		{"virt", Place{Name: "virt", Device: "virt", Path: "/fakedev/vda"}, nil},
+		{"lost", Place{}, ErrNoDevice},
+		{"nothing", Place{}, ErrUnknownTarget},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := r.Resolve(p, tt.name)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("Resolve(%q) = %v, want %v", tt.name, err, tt.err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Resolve(%q) (-want +got):\n%s", tt.name, diff)
+			}
+		})
+	}
+}
+
+func TestBuiltin(t *testing.T) {
+	if diff := cmp.Diff([]string{"qemu-x86_64"}, BuiltinNames()); diff != "" {
+		t.Errorf("BuiltinNames() (-want +got):\n%s", diff)
+	}
+	p, err := Builtin("qemu-x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "qemu-x86_64" || p.Storage["disk"].Paths[0] != "/dev/vda" {
+		t.Errorf("Builtin(qemu-x86_64) = %+v, want disk /dev/vda", p)
+	}
+	for _, name := range []string{"nope", "../boards/qemu-x86_64"} {
+		if _, err := Builtin(name); !errors.Is(err, ErrUnknownBoard) {
+			t.Errorf("Builtin(%q) = %v, want ErrUnknownBoard", name, err)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "board.json")
+	os.WriteFile(p, []byte(`{"name": "b", "storage": {"disk": "/dev/vda"}}`), 0o644)
+	b, err := Load(p)
+	if err != nil || b.Name != "b" {
+		t.Fatalf("Load = %+v, %v", b, err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "none.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want ErrNotExist", err)
+	}
+}

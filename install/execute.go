@@ -1,0 +1,336 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/handlers"
+	"github.com/lifeboat-updater/lifeboat/partitions"
+)
+
+// progressInterval is the least time between two progress events of a
+// step: a few a second are plenty for a person or a program, and more
+// would cost more than they show on a slow serial console.
+const progressInterval = 250 * time.Millisecond
+
+// Result is what an install did.
+type Result struct {
+	Steps        []StepStats
+	WrittenBytes int64
+	SkippedBytes int64
+	ZeroedBytes  int64
+	Duration     time.Duration
+	// SecurityVersion is the device's security version afterwards.
+	SecurityVersion uint64
+}
+
+// Execute runs the plan's steps in order and, once all succeeded, records
+// the bundle's security version. It emits step-start, progress, step-done
+// and, on success, done events; on failure it emits nothing more, and the
+// caller reports the error (ErrorEvent). A Plan is executed once.
+//
+// A failed image step returns a *ChunkError naming the step, image, chunk
+// and target offset; other failures a *StepError.
+func (p *Plan) Execute(ctx context.Context) (*Result, error) {
+	defer p.closeEnvs()
+	start := time.Now()
+	res := &Result{SecurityVersion: p.deviceSV}
+	for _, ps := range p.steps {
+		st, err := p.run(ctx, ps)
+		if st != nil {
+			res.Steps = append(res.Steps, *st)
+			res.WrittenBytes += st.WrittenBytes
+			res.SkippedBytes += st.SkippedBytes
+			res.ZeroedBytes += st.ZeroedBytes
+		}
+		if err != nil {
+			var ce *ChunkError
+			if !errors.As(err, &ce) {
+				err = &StepError{Step: ps.n, Type: ps.step.Type, Target: ps.step.Target, Err: err}
+			}
+			res.Duration = time.Since(start)
+			return res, err
+		}
+	}
+	if v := p.br.Manifest().SecurityVersion; p.svFile != "" && v > p.deviceSV {
+		if err := WriteSecurityVersion(p.svFile, v); err != nil {
+			return res, fmt.Errorf("%w: recording the new security version: %w", ErrTargetIO, err)
+		}
+		res.SecurityVersion = v
+	}
+	res.Duration = time.Since(start)
+	p.emit(Event{Type: EventDone, Done: &DoneInfo{
+		Steps: len(p.steps), WrittenBytes: res.WrittenBytes, SkippedBytes: res.SkippedBytes,
+		ZeroedBytes: res.ZeroedBytes, Seconds: res.Duration.Seconds(), SecurityVersion: res.SecurityVersion,
+	}})
+	return res, nil
+}
+
+// tracker turns a step's counts into throttled progress events.
+type tracker struct {
+	p     *Plan
+	ps    *planned
+	total int64
+	start time.Time
+	last  time.Time
+}
+
+func (p *Plan) startStep(ps *planned, total int64) *tracker {
+	info := &StepInfo{Step: ps.n, Steps: len(p.steps), Type: string(ps.step.Type), Target: ps.step.Target, Path: ps.path, Bytes: total}
+	if ps.image != nil {
+		info.Image = ps.image.Name
+	}
+	p.emit(Event{Type: EventStepStart, Step: info})
+	now := time.Now()
+	return &tracker{p: p, ps: ps, total: total, start: now, last: now}
+}
+
+func (tr *tracker) update(c counts) {
+	now := time.Now()
+	if now.Sub(tr.last) < progressInterval {
+		return
+	}
+	tr.last = now
+	done := c.done()
+	pr := &Progress{Step: tr.ps.n, Steps: len(tr.p.steps), DoneBytes: done, TotalBytes: tr.total,
+		WrittenBytes: c.written, SkippedBytes: c.skipped, ZeroedBytes: c.zeroed, SkippedChunks: c.nSkipped, ETASeconds: -1}
+	if tr.total > 0 {
+		pr.Percent = 100 * float64(done) / float64(tr.total)
+	}
+	if s := now.Sub(tr.start).Seconds(); s > 0 {
+		pr.BytesPerSec = float64(done) / s
+		if pr.BytesPerSec > 0 {
+			pr.ETASeconds = float64(tr.total-done) / pr.BytesPerSec
+		}
+	}
+	tr.p.emit(Event{Type: EventProgress, Progress: pr})
+}
+
+func (tr *tracker) finish(c counts, verified bool, note string) *StepStats {
+	st := &StepStats{Step: tr.ps.n, Steps: len(tr.p.steps), Type: string(tr.ps.step.Type), Target: tr.ps.step.Target,
+		WrittenBytes: c.written, SkippedBytes: c.skipped, ZeroedBytes: c.zeroed,
+		WrittenChunks: c.nWritten, SkippedChunks: c.nSkipped, ZeroedChunks: c.nZeroed,
+		Verified: verified, Seconds: time.Since(tr.start).Seconds(), Note: note}
+	tr.p.emit(Event{Type: EventStepDone, StepDone: st})
+	return st
+}
+
+func (p *Plan) run(ctx context.Context, ps *planned) (*StepStats, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch ps.step.Type {
+	case bundle.StepImage:
+		return p.runImage(ctx, ps)
+	case bundle.StepWipe:
+		return p.runWipe(ctx, ps)
+	case bundle.StepPartition:
+		return p.runPartition(ps)
+	case bundle.StepEnv:
+		tr := p.startStep(ps, 0)
+		if err := ps.env.Apply(ps.step.Set, ps.step.Unset); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrTargetIO, err)
+		}
+		return tr.finish(counts{}, false, ""), nil
+	}
+	return nil, fmt.Errorf("%w: unknown step type %q", bundle.ErrFormat, ps.step.Type)
+}
+
+// openTarget opens a planned step's target for writing.
+func (p *Plan) openTarget(ps *planned) (handlers.Target, error) {
+	t, err := p.openTarget1(ps)
+	if err == nil && p.wrap != nil {
+		t = p.wrap(t)
+	}
+	return t, err
+}
+
+func (p *Plan) openTarget1(ps *planned) (handlers.Target, error) {
+	d, err := handlers.Open(ps.path, handlers.Options{Write: true, Direct: !p.cfg.Buffered})
+	if err != nil {
+		return nil, targetError(ps.step.Target, err)
+	}
+	if !ps.window {
+		if d.Size() != ps.size {
+			d.Close()
+			return nil, fmt.Errorf("%w: %s changed size since the plan (%d bytes, was %d)", ErrTargetIO, ps.path, d.Size(), ps.size)
+		}
+		return d, nil
+	}
+	w, err := handlers.NewWindow(d, ps.off, ps.size)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("%w: %w", ErrTargetTooSmall, err)
+	}
+	return w, nil
+}
+
+func (p *Plan) runImage(ctx context.Context, ps *planned) (*StepStats, error) {
+	t, err := p.openTarget(ps)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	chunks, err := p.br.Chunks(ps.image.Name)
+	if err != nil {
+		return nil, err
+	}
+	tr := p.startStep(ps, int64(ps.image.Size))
+	pl := &pipeline{
+		br: p.br, t: t, base: int64(ps.step.Offset), chunks: chunks, workers: p.cfg.Workers,
+		skip: !p.cfg.NoSkip, size: p.br.Manifest().ChunkSize,
+		step: ps.n, image: ps.image.Name, target: fmt.Sprintf("%s (%v)", ps.step.Target, t),
+		progress: tr.update,
+	}
+	cnt, err := pl.run(ctx)
+	if err != nil {
+		// What was written so far is made durable anyway: a resumed
+		// install then skips it.
+		t.Sync()
+		return nil, err
+	}
+	if err := t.Sync(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTargetIO, err)
+	}
+	verified := false
+	if p.cfg.Verify || ps.step.Verify {
+		if err := t.DropCache(pl.base, int64(ps.image.Size)); err != nil {
+			return nil, fmt.Errorf("%w: dropping cached pages before the read-back: %w", ErrTargetIO, err)
+		}
+		bad, err := compare(ctx, t, pl.base, chunks, p.cfg.Workers, pl.size, func(i int) bool { return pl.touched[i] }, nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(bad) > 0 {
+			return nil, pl.chunkError(&chunks[bad[0]], fmt.Errorf("%w (%d chunks differ)", ErrReadBack, len(bad)))
+		}
+		verified = true
+	}
+	return tr.finish(cnt, verified, ""), nil
+}
+
+func (p *Plan) runWipe(ctx context.Context, ps *planned) (*StepStats, error) {
+	t, err := p.openTarget(ps)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	tr := p.startStep(ps, ps.size)
+	if err := handlers.Wipe(ctx, t, ps.step.Mode, func(done int64) { tr.update(counts{zeroed: done}) }); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTargetIO, err)
+	}
+	return tr.finish(counts{zeroed: ps.size}, false, ps.info.Mode), nil
+}
+
+func (p *Plan) runPartition(ps *planned) (*StepStats, error) {
+	tr := p.startStep(ps, 0)
+	res, err := partitions.Apply(ps.path, ps.step.Table)
+	note := "table unchanged"
+	if res.Wrote {
+		note = "table written"
+	}
+	if err != nil {
+		if !errors.Is(err, partitions.ErrReread) || res.Layout == nil {
+			if errors.Is(err, partitions.ErrTooSmall) {
+				return nil, fmt.Errorf("%w: %w", ErrTargetTooSmall, err)
+			}
+			if errors.Is(err, partitions.ErrDevice) {
+				return nil, fmt.Errorf("%w: %w", ErrTargetIO, err)
+			}
+			return nil, err
+		}
+		// Images go through the whole disk at the table's offsets, so
+		// the kernel's stale view of the partitions does not matter
+		// here; it sees the new table after the reboot.
+		note += "; the kernel keeps the old partitions until reboot"
+	}
+	// The plan placed partition targets with the layout Check computed;
+	// Apply must have written the same places.
+	for _, want := range ps.layout.Partitions {
+		got, ok := res.Layout.Find(want.Name)
+		if !ok || got.Start != want.Start || got.Size != want.Size {
+			return nil, fmt.Errorf("%w: partition %q placed at [%d, +%d), planned at [%d, +%d)", ErrTargetIO, want.Name, got.Start, got.Size, want.Start, want.Size)
+		}
+	}
+	return tr.finish(counts{}, false, note), nil
+}
+
+// Difference is a chunk that Verify found different on the device.
+type Difference struct {
+	Step   int    // 1-based
+	Image  string //
+	Target string //
+	Chunk  int    //
+	Offset int64  // of the chunk, in bytes from the target's start
+}
+
+// VerifyResult is what Verify compared.
+type VerifyResult struct {
+	Chunks  int // chunks compared
+	Differs int // chunks that differ
+	// Differences lists the first differing chunks of each step, at most
+	// MaxDifferences in all.
+	Differences []Difference
+}
+
+// MaxDifferences bounds VerifyResult.Differences.
+const MaxDifferences = 20
+
+// Verify compares the device with the bundle: the target range of every
+// image step is read and hashed against the chunks. Nothing is written
+// and no payload is read, so a stream needs only its header. It returns an
+// error wrapping ErrDiffers when a chunk differs.
+func (p *Plan) Verify(ctx context.Context) (*VerifyResult, error) {
+	defer p.closeEnvs()
+	res := &VerifyResult{}
+	for _, ps := range p.steps {
+		if ps.step.Type != bundle.StepImage {
+			continue
+		}
+		d, err := handlers.Open(ps.path, handlers.Options{})
+		if err != nil {
+			return res, targetError(ps.step.Target, err)
+		}
+		var t handlers.Target = d
+		if ps.window {
+			if t, err = handlers.NewWindow(d, ps.off, ps.size); err != nil {
+				d.Close()
+				return res, fmt.Errorf("%w: %w", ErrTargetTooSmall, err)
+			}
+		}
+		chunks, err := p.br.Chunks(ps.image.Name)
+		if err != nil {
+			t.Close()
+			return res, err
+		}
+		tr := p.startStep(ps, int64(ps.image.Size))
+		bad, err := compare(ctx, t, int64(ps.step.Offset), chunks, p.cfg.Workers, p.br.Manifest().ChunkSize, nil,
+			func(done int64) { tr.update(counts{skipped: done}) })
+		t.Close()
+		if err != nil {
+			return res, &StepError{Step: ps.n, Type: ps.step.Type, Target: ps.step.Target, Err: err}
+		}
+		res.Chunks += len(chunks)
+		res.Differs += len(bad)
+		var differ int64
+		for _, i := range bad {
+			differ += int64(chunks[i].Size)
+			if len(res.Differences) < MaxDifferences {
+				res.Differences = append(res.Differences, Difference{Step: ps.n, Image: ps.image.Name, Target: ps.step.Target,
+					Chunk: chunks[i].Index, Offset: int64(ps.step.Offset) + int64(chunks[i].Offset)})
+			}
+		}
+		note := "matches"
+		if len(bad) > 0 {
+			note = fmt.Sprintf("%d of %d chunks differ", len(bad), len(chunks))
+		}
+		tr.finish(counts{skipped: int64(ps.image.Size) - differ, nSkipped: len(chunks) - len(bad), written: differ, nWritten: len(bad)}, true, note)
+	}
+	if res.Differs > 0 {
+		return res, fmt.Errorf("%w: %d of %d chunks", ErrDiffers, res.Differs, res.Chunks)
+	}
+	return res, nil
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package source
+
+import "time"
+
+func setSystemClock(time.Time) error { return ErrUnsupported }
