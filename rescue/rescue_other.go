@@ -1,0 +1,23 @@
+//go:build !linux
+
+package rescue
+
+import (
+	"fmt"
+	"os"
+)
+
+// Main is Linux's PID 1; elsewhere it only says so.
+func Main() { Run(Config{}) }
+
+// Run needs Linux; elsewhere it only says so.
+func Run(Config) { fmt.Fprintln(os.Stderr, ErrUnsupported) }
+
+// Reboot needs Linux.
+func Reboot() error { return ErrUnsupported }
+
+// PowerOff needs Linux.
+func PowerOff() error { return ErrUnsupported }
+
+// EntropyReady is false where the rescue does not run.
+func EntropyReady() bool { return false }
