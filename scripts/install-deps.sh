@@ -12,7 +12,7 @@ pkgs=(
   gdisk fdisk dosfstools mtools e2fsprogs  # partition/filesystem checks and images
   lz4 xz-utils zstd cpio kmod  # initramfs compression, depmod
   bmap-tools swupdate          # reference updaters for benchmarks
-  iproute2 util-linux time     # netns tests, losetup, /usr/bin/time -v
+  iproute2 util-linux time openssl  # netns tests, losetup, /usr/bin/time -v, swupdate signing
 )
 missing=()
 for p in "${pkgs[@]}"; do
