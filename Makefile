@@ -18,6 +18,16 @@ deps:
 kernel: deps
 	@scripts/fetch-kernel.sh $(CACHE)/kernel >/dev/null
 
+# The rescue initramfs for BOARD (xz and lz4) and the kernel to boot it
+# with; the trust store is $(OUT)/keys (a key pair is made if missing).
+image: deps kernel
+	go run ./cmd/lifeboat-demo image -board $(BOARD) -out $(OUT) -keys $(OUT)/keys
+
+# The main job: provision a blank virtual board from the rescue over HTTP,
+# then boot it into production (cmd/lifeboat-demo; test/ runs the same).
+demo: deps kernel
+	go run ./cmd/lifeboat-demo -out $(OUT)/demo -keys $(OUT)/keys
+
 build:
 	@mkdir -p $(OUT)
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(OUT)/ ./cmd/...

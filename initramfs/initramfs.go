@@ -95,6 +95,11 @@ type Options struct {
 	Dir string
 	// GOARCH of the image; empty means amd64.
 	GOARCH string
+	// LDFlags are more linker flags, after "-s -w", such as
+	// "-X github.com/lifeboat-updater/lifeboat/source.BuildTime=1700000000".
+	LDFlags string
+	// Tags are build tags, such as nethttpomithttp2.
+	Tags []string
 
 	// KernelDir holds the kernel's modules: either a root that holds
 	// lib/modules/KVER (an unpacked Debian kernel package, see
@@ -217,7 +222,7 @@ func build(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	env := golang.Default(golang.DisableCGO(), golang.WithGOOS("linux"), golang.WithGOARCH(o.GOARCH), golang.WithWorkingDir(o.Dir))
-	ib := &initBuilder{ctx: ctx, goarch: o.GOARCH, dir: o.Dir}
+	ib := &initBuilder{ctx: ctx, goarch: o.GOARCH, dir: o.Dir, ldflags: o.LDFlags, tags: o.Tags}
 	cpioPath := filepath.Join(tmp, "rescue.cpio")
 	opts := []uimage.Modifier{
 		uimage.WithReplaceEnv(env),
@@ -512,8 +517,11 @@ type initBuilder struct {
 	ctx    context.Context
 	goarch string
 	dir    string // where go build runs
-	size   int64
-	err    error // the build's own error, with go's output
+	// ldflags and tags are Options.LDFlags and Options.Tags.
+	ldflags string
+	tags    []string
+	size    int64
+	err     error // the build's own error, with go's output
 }
 
 var _ builder.Builder = (*initBuilder)(nil)
@@ -528,8 +536,11 @@ func (b *initBuilder) Build(_ *llog.Logger, af *uinitramfs.Files, opts builder.O
 		return b.err
 	}
 	bin := filepath.Join(opts.TempDir, "init")
-	cmd := exec.CommandContext(b.ctx, "go", "build",
-		"-trimpath", "-ldflags=-s -w -buildid=", "-o", bin, opts.Packages[0])
+	args := []string{"build", "-trimpath", strings.TrimSpace("-ldflags=-s -w -buildid= " + b.ldflags)}
+	if len(b.tags) > 0 {
+		args = append(args, "-tags="+strings.Join(b.tags, ","))
+	}
+	cmd := exec.CommandContext(b.ctx, "go", append(args, "-o", bin, opts.Packages[0])...)
 	cmd.Dir = b.dir
 	cmd.Env = append(slices.Clone(os.Environ()),
 		"CGO_ENABLED=0", "GOOS=linux", "GOARCH="+b.goarch, "GOAMD64=v1")

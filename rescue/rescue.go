@@ -111,7 +111,8 @@ func (e *Env) Exec(cmd *exec.Cmd) error {
 	return cmd.Run()
 }
 
-// Config changes what Run does. The zero Config is what Main uses.
+// Config changes what Run does. Main runs it with Flow set to
+// InstallFlow.
 type Config struct {
 	// Flow is run forever; nil means DefaultFlow.
 	Flow Flow
@@ -126,8 +127,8 @@ type Config struct {
 	WatchdogTimeout, WatchdogGrace time.Duration
 }
 
-// DefaultFlow is the flow until the install flow is plugged in: it says the
-// rescue is ready, shows what it found, and waits, alive.
+// DefaultFlow is the flow of a Config without one (Main runs InstallFlow):
+// it says the rescue is ready, shows what it found, and waits, alive.
 func DefaultFlow(ctx context.Context, env *Env) error {
 	env.Log.Printf("%s%s", ReadyMarker, uptime(UptimePath))
 	env.Log.Printf("params: %s", formatParams(env.Params))

@@ -54,9 +54,9 @@ func (OS) Mount(source, target, fstype string, flags uintptr, data string) error
 
 func (OS) Symlink(oldname, newname string) error { return os.Symlink(oldname, newname) }
 
-// Main is PID 1: Run with the zero Config (DefaultFlow until the install
-// flow is plugged in). It never returns.
-func Main() { Run(Config{}) }
+// Main is PID 1: Run with the install flow (InstallFlow). It never
+// returns.
+func Main() { Run(Config{Flow: InstallFlow()}) }
 
 // Run brings the system up and runs cfg.Flow forever. It never returns.
 //

@@ -61,12 +61,16 @@ type Drive struct {
 // Options describe a virtual machine.
 type Options struct {
 	QEMU   string // the QEMU binary; empty means DefaultQEMU
-	Kernel string // bzImage/vmlinuz
+	Kernel string // bzImage/vmlinuz; empty with DiskBoot
 	Initrd string // initramfs, optional
 	Append string // kernel command line; empty means DefaultAppend
 	Memory int    // MiB; 0 means DefaultMemory
 	CPU    string // -cpu; empty means DefaultCPU ("max": has RDRAND)
 	SMP    int    // CPUs; 0 means 1
+	// DiskBoot starts the machine from its disks through the firmware
+	// (SeaBIOS), as a board powers on, instead of from Kernel: Kernel,
+	// Initrd and Append must be empty.
+	DiskBoot bool
 
 	Drives []Drive
 	// NICs are -nic arguments, e.g. "user,model=virtio-net-pci" or
@@ -109,7 +113,11 @@ type VM struct {
 
 // Args returns the QEMU command line for o (without the binary).
 func (o Options) Args(qmpSocket string) ([]string, error) {
-	if o.Kernel == "" {
+	if o.DiskBoot {
+		if o.Kernel != "" || o.Initrd != "" || o.Append != "" {
+			return nil, fmt.Errorf("%w: DiskBoot with a kernel, initrd or command line", ErrNoKernel)
+		}
+	} else if o.Kernel == "" {
 		return nil, ErrNoKernel
 	}
 	mem := o.Memory
@@ -133,7 +141,9 @@ func (o Options) Args(qmpSocket string) ([]string, error) {
 		"-machine", "q35", "-accel", "tcg",
 		"-cpu", cpu, "-smp", fmt.Sprint(smp), "-m", fmt.Sprint(mem),
 		"-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0",
-		"-kernel", o.Kernel, "-append", app,
+	}
+	if !o.DiskBoot {
+		args = append(args, "-kernel", o.Kernel, "-append", app)
 	}
 	if o.Initrd != "" {
 		args = append(args, "-initrd", o.Initrd)

@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		o       initramfs.Options
 		mods    list
 		keys    list
+		tags    list
 		extra   files
 		format  = fs.String("format", "xz", "compression: xz, lz4 or cpio")
 		caCerts = fs.Bool("ca-certs", false, "copy the host's "+initramfs.HostCACerts)
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Init, "pkg", "github.com/lifeboat-updater/lifeboat/cmd/lifeboat", "Go command package built as /init")
 	fs.StringVar(&o.Dir, "C", "", "directory to build in (inside the module; default: current)")
 	fs.StringVar(&o.GOARCH, "goarch", "amd64", "GOARCH of the image")
+	fs.StringVar(&o.LDFlags, "ldflags", "", "more linker `flags`, e.g. -X github.com/lifeboat-updater/lifeboat/source.BuildTime=$(date +%s)")
+	fs.Var(&tags, "tags", "build tags, comma separated")
 	fs.StringVar(&o.KernelDir, "kernel-dir", "", "unpacked kernel root (holds lib/modules/KVER) or lib/modules/KVER")
 	fs.StringVar(&o.KVer, "kver", "", "kernel release (default: the only one in -kernel-dir)")
 	fs.Var(&mods, "modules", "kernel modules to carry, comma separated")
@@ -92,7 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o.Format, o.Modules, o.Keys, o.Files = f, mods, keys, extra
+	o.Format, o.Modules, o.Keys, o.Files, o.Tags = f, mods, keys, extra, tags
 	if *caCerts {
 		o.CACerts = initramfs.HostCACerts
 	}
