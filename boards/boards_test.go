@@ -59,6 +59,21 @@ func TestParseErrors(t *testing.T) {
 		{"bootenv type", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "efi"}}}`},
 		{"watchdog without device", `{"name": "b", "storage": {}, "watchdog": {"timeout_seconds": 3}}`},
 		{"relative security version file", `{"name": "b", "storage": {}, "security_version_file": "sv"}`},
+		{"mtd and ubi_image", `{"name": "b", "storage": {}, "targets": {"t": {"mtd": "a", "ubi_image": "a"}}}`},
+		{"mtd with a device", `{"name": "b", "storage": {"d": "/dev/vda"}, "targets": {"t": {"mtd": "a", "device": "d"}}}`},
+		{"mtd with an offset", `{"name": "b", "storage": {}, "targets": {"t": {"mtd": "a", "offset": 4096}}}`},
+		{"max_bad on a block target", `{"name": "b", "storage": {}, "targets": {"t": {"path": "/x", "max_bad": 2}}}`},
+		{"max_bad below -1", `{"name": "b", "storage": {}, "targets": {"t": {"mtd": "a", "max_bad": -2}}}`},
+		{"ubi without volume", `{"name": "b", "storage": {}, "targets": {"t": {"ubi": {"mtd": "a"}}}}`},
+		{"ubi spare is the volume", `{"name": "b", "storage": {}, "targets": {"t": {"ubi": {"mtd": "a", "volume": "v", "spare": "v"}}}}`},
+		{"ubi max_bad", `{"name": "b", "storage": {}, "targets": {"t": {"ubi": {"mtd": "a", "volume": "v"}, "max_bad": 1}}}`},
+		{"ubi volume not in layout", `{"name": "b", "storage": {}, "targets": {"t": {"ubi": {"mtd": "a", "volume": "v"}}}, "ubi": {"a": {"volumes": [{"name": "w", "size": 1}]}}}`},
+		{"ubi spare not in layout", `{"name": "b", "storage": {}, "targets": {"t": {"ubi": {"mtd": "a", "volume": "v", "spare": "s"}}}, "ubi": {"a": {"volumes": [{"name": "v", "size": 1}]}}}`},
+		{"ubi volume without size", `{"name": "b", "storage": {}, "ubi": {"a": {"volumes": [{"name": "v"}]}}}`},
+		{"ubi volume type", `{"name": "b", "storage": {}, "ubi": {"a": {"volumes": [{"name": "v", "size": 1, "type": "fast"}]}}}`},
+		{"ubi duplicate name", `{"name": "b", "storage": {}, "ubi": {"a": {"volumes": [{"name": "v", "size": 1}, {"name": "v", "size": 1}]}}}`},
+		{"ubi duplicate ID", `{"name": "b", "storage": {}, "ubi": {"a": {"volumes": [{"name": "v", "id": 1, "size": 1}, {"name": "w", "id": 1, "size": 1}]}}}`},
+		{"ubi unknown field", `{"name": "b", "storage": {}, "ubi": {"a": {"volumes": [{"name": "v", "size": 1, "flags": 1}]}}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,5 +173,49 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "none.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want ErrNotExist", err)
+	}
+}
+
+func TestParseFlash(t *testing.T) {
+	p, err := Parse([]byte(`{
+		"name": "nand-board",
+		"storage": {},
+		"targets": {
+			"spl": {"mtd": "spl", "max_bad": -1},
+			"kernel": {"mtd": "/dev/mtd2", "max_bad": 8},
+			"rootfs": {"ubi": {"mtd": "ubi-part", "volume": "rootfs", "spare": "rootfs_b"}},
+			"ubi": {"ubi_image": "ubi-part", "max_bad": 8}
+		},
+		"ubi": {
+			"ubi-part": {"volumes": [
+				{"name": "rootfs", "id": 0, "size": 67108864},
+				{"name": "rootfs_b", "id": 1, "size": 67108864},
+				{"name": "env", "size": 262144, "type": "static"}
+			]}
+		}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for n, ts := range p.Targets {
+		kinds[n] = ts.Kind()
+	}
+	if diff := cmp.Diff(map[string]string{"spl": KindMTD, "kernel": KindMTD, "rootfs": KindUBI, "ubi": KindUBIImage}, kinds); diff != "" {
+		t.Errorf("kinds (-want +got):\n%s", diff)
+	}
+	pl, err := p.Resolve("rootfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.Flash == nil || pl.Flash.UBI.Spare != "rootfs_b" || pl.Path != "" {
+		t.Errorf("Resolve(rootfs) = %+v, want the flash spec and no path", pl)
+	}
+	if got, want := pl.String(), `UBI volume "rootfs" on MTD "ubi-part"`; got != want {
+		t.Errorf("Place.String() = %q, want %q", got, want)
+	}
+	v, ok := p.UBI["ubi-part"].Volume("rootfs_b")
+	if !ok || v.ID == nil || *v.ID != 1 || v.Size != 64<<20 {
+		t.Errorf("Volume(rootfs_b) = %+v, %v", v, ok)
 	}
 }

@@ -52,6 +52,11 @@ type Profile struct {
 	// the board. A step's target that is not listed here may still be the
 	// name of a partition (see the install package).
 	Targets map[string]TargetSpec `json:"targets,omitempty"`
+	// UBI gives the volume layout of the UBI devices on raw flash, by
+	// the MTD device they live on (its MTD name, as the profile's ubi
+	// targets name it). Before a volume is written the device is brought
+	// to this layout, changing only what differs.
+	UBI map[string]UBIDevice `json:"ubi,omitempty"`
 	// BootEnv describes the bootloader environments by name: a "type"
 	// ("uboot" or "grub") and whatever the bootenv package needs to find
 	// them (paths, offsets, sizes). It is kept as raw JSON here.
@@ -62,6 +67,9 @@ type Profile struct {
 	Modules             []string  `json:"modules,omitempty"`
 	Sources             []string  `json:"sources,omitempty"`
 	Watchdog            *Watchdog `json:"watchdog,omitempty"`
+	// Recovery is the bootloader contract of the rescue: transaction
+	// marker, boot counter, state partitions, button (recovery.go).
+	Recovery *Recovery `json:"recovery,omitempty"`
 }
 
 // Watchdog is the hardware watchdog the rescue keeps fed.
@@ -129,12 +137,96 @@ func (s *Storage) UnmarshalJSON(b []byte) error {
 //	{"device": "disk", "offset": N, "size": M}  a byte range of a storage device (size 0: to its end)
 //	{"device": "disk"}                          a whole storage device
 //	{"path": "/dev/mmcblk0boot0"}               a device node or file, whole
+//	{"mtd": "rootfs-nand", "max_bad": 8}        a raw flash (MTD) partition, bad blocks passed over
+//	{"ubi": {"mtd": "ubi-part", "volume": "rootfs", "spare": "rootfs_b"}}
+//	                                            a UBI volume on an MTD partition
+//	{"ubi_image": "ubi-part", "max_bad": 8}     a whole ubinized image for an MTD partition
+//
+// MTD partitions are named as the kernel names them (/proc/mtd), as
+// "mtdN", or by their /dev/mtdN path.
 type TargetSpec struct {
 	Device    string `json:"device,omitempty"`
 	Partition string `json:"partition,omitempty"`
 	Offset    int64  `json:"offset,omitempty"`
 	Size      int64  `json:"size,omitempty"`
 	Path      string `json:"path,omitempty"`
+
+	// MTD is a raw flash partition written through the MTD layer: one
+	// erase block at a time, bad blocks passed over, blocks that already
+	// hold the image left alone.
+	MTD string `json:"mtd,omitempty"`
+	// UBI is a volume of the UBI device on an MTD partition.
+	UBI *UBITarget `json:"ubi,omitempty"`
+	// UBIImage is an MTD partition that takes a whole UBI image (made by
+	// ubinize), written as ubiformat does: erase counters are kept.
+	UBIImage string `json:"ubi_image,omitempty"`
+	// MaxBad is the bad-block budget of an mtd or ubi_image target: how
+	// many bad blocks the write may pass over before it fails. 0 means no
+	// budget but the partition's end; -1 means not one.
+	MaxBad int `json:"max_bad,omitempty"`
+}
+
+// Kinds of target, as TargetSpec.Kind returns them.
+const (
+	KindBlock    = "block"     // a block device or file, whole or a part
+	KindMTD      = "mtd"       // raw flash
+	KindUBI      = "ubi"       // a UBI volume
+	KindUBIImage = "ubi_image" // a whole UBI image on raw flash
+)
+
+// Kind says what kind of storage the target is.
+func (t TargetSpec) Kind() string {
+	switch {
+	case t.MTD != "":
+		return KindMTD
+	case t.UBI != nil:
+		return KindUBI
+	case t.UBIImage != "":
+		return KindUBIImage
+	}
+	return KindBlock
+}
+
+// UBITarget is a UBI volume target.
+type UBITarget struct {
+	// MTD is the MTD partition UBI is attached to (attached by the
+	// install if it is not yet).
+	MTD string `json:"mtd"`
+	// Volume is the volume's name.
+	Volume string `json:"volume"`
+	// Spare, if set, is a second volume of the same size: the image is
+	// written to it and the two names are then swapped in one atomic
+	// rename, so that Volume is never half written. Without it the
+	// volume is updated in place.
+	Spare string `json:"spare,omitempty"`
+}
+
+// UBIDevice is the layout of a UBI device.
+type UBIDevice struct {
+	// Volumes are the volumes the device has after an install: missing
+	// ones are created, ones of another size resized, others removed.
+	Volumes []UBIVolume `json:"volumes"`
+}
+
+// UBIVolume is one volume of a UBI layout.
+type UBIVolume struct {
+	Name string `json:"name"`
+	// ID is the volume ID; missing means UBI chooses.
+	ID *int `json:"id,omitempty"`
+	// Size is the bytes to reserve; UBI rounds them up to whole LEBs.
+	Size int64 `json:"size"`
+	// Type is "dynamic" (the default) or "static".
+	Type string `json:"type,omitempty"`
+}
+
+// Volume returns the layout's volume called name.
+func (d UBIDevice) Volume(name string) (UBIVolume, bool) {
+	for _, v := range d.Volumes {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return UBIVolume{}, false
 }
 
 // Load reads and validates the profile at path.
@@ -216,6 +308,12 @@ func (p *Profile) Validate() error {
 		if _, ok := p.Storage[n]; ok {
 			return bad("%q is both a target and a storage device", n)
 		}
+		if err := t.validateFlash(n, p); err != nil {
+			return err
+		}
+		if t.Kind() != KindBlock {
+			continue
+		}
 		switch {
 		case t.Path != "" && t.Device != "":
 			return bad("target %q: both path and device", n)
@@ -240,6 +338,31 @@ func (p *Profile) Validate() error {
 			return bad("target %q: neither path nor device", n)
 		}
 	}
+	for _, m := range sortedKeys(p.UBI) {
+		if m == "" {
+			return bad("ubi: empty MTD name")
+		}
+		names, ids := map[string]bool{}, map[int]bool{}
+		for _, v := range p.UBI[m].Volumes {
+			switch {
+			case v.Name == "" || len(v.Name) > 127:
+				return bad("ubi %q: volume name %q (1 to 127 bytes)", m, v.Name)
+			case names[v.Name]:
+				return bad("ubi %q: two volumes named %q", m, v.Name)
+			case v.Size <= 0:
+				return bad("ubi %q: volume %q has size %d", m, v.Name, v.Size)
+			case v.Type != "" && v.Type != "dynamic" && v.Type != "static":
+				return bad("ubi %q: volume %q has type %q, want dynamic or static", m, v.Name, v.Type)
+			}
+			names[v.Name] = true
+			if v.ID != nil {
+				if *v.ID < 0 || ids[*v.ID] {
+					return bad("ubi %q: volume %q has ID %d (negative, or taken)", m, v.Name, *v.ID)
+				}
+				ids[*v.ID] = true
+			}
+		}
+	}
 	for _, n := range sortedKeys(p.BootEnv) {
 		var head struct {
 			Type string `json:"type"`
@@ -256,6 +379,57 @@ func (p *Profile) Validate() error {
 	}
 	if f := p.SecurityVersionFile; f != "" && !strings.HasPrefix(f, "/") {
 		return bad("security_version_file %q is not absolute", f)
+	}
+	return nil
+}
+
+// validateFlash checks the raw flash forms of target n.
+func (t TargetSpec) validateFlash(n string, p *Profile) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: target %q: %s", ErrInvalid, n, fmt.Sprintf(format, a...))
+	}
+	kinds := 0
+	for _, set := range []bool{t.MTD != "", t.UBI != nil, t.UBIImage != ""} {
+		if set {
+			kinds++
+		}
+	}
+	switch {
+	case kinds == 0:
+		if t.MaxBad != 0 {
+			return bad("max_bad is for mtd and ubi_image targets")
+		}
+		return nil
+	case kinds > 1:
+		return bad("more than one of mtd, ubi and ubi_image")
+	case t.Device != "" || t.Path != "" || t.Partition != "" || t.Offset != 0 || t.Size != 0:
+		return bad("a flash target takes no device, path, partition, offset or size")
+	case t.MaxBad < -1:
+		return bad("max_bad %d (want -1 or more)", t.MaxBad)
+	}
+	u := t.UBI
+	if u == nil {
+		return nil
+	}
+	switch {
+	case t.MaxBad != 0:
+		return bad("max_bad is for mtd and ubi_image targets (UBI handles its own bad blocks)")
+	case u.MTD == "" || u.Volume == "":
+		return bad("ubi needs mtd and volume")
+	case u.Spare == u.Volume:
+		return bad("ubi spare %q is the volume itself", u.Spare)
+	}
+	if layout, ok := p.UBI[u.MTD]; ok {
+		// A layout removes the volumes it does not name: the target's
+		// must be in it, or every install would recreate them.
+		for _, v := range []string{u.Volume, u.Spare} {
+			if v == "" {
+				continue
+			}
+			if _, ok := layout.Volume(v); !ok {
+				return bad("volume %q is not in the ubi layout of %q", v, u.MTD)
+			}
+		}
 	}
 	return nil
 }

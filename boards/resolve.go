@@ -22,10 +22,22 @@ type Place struct {
 	// Offset and Size are a byte range of Path when Partition is empty.
 	// Size 0 means up to the end of Path.
 	Offset, Size int64
+	// Flash is the target's spec when it is raw flash (its Kind is not
+	// KindBlock); Path is then empty: MTD devices are found by the
+	// install, by name.
+	Flash *TargetSpec
 }
 
 func (p Place) String() string {
 	switch {
+	case p.Flash != nil:
+		switch p.Flash.Kind() {
+		case KindMTD:
+			return fmt.Sprintf("MTD %q", p.Flash.MTD)
+		case KindUBI:
+			return fmt.Sprintf("UBI volume %q on MTD %q", p.Flash.UBI.Volume, p.Flash.UBI.MTD)
+		}
+		return fmt.Sprintf("UBI image on MTD %q", p.Flash.UBIImage)
 	case p.Partition != "":
 		return fmt.Sprintf("partition %q of %s", p.Partition, p.Path)
 	case p.Offset != 0 || p.Size != 0:
@@ -67,6 +79,9 @@ func (p *Profile) Device(name string) (string, error) { return Resolver{}.Device
 // Resolve is Profile.Resolve with r's view of the system.
 func (r Resolver) Resolve(p *Profile, name string) (Place, error) {
 	if t, ok := p.Targets[name]; ok {
+		if t.Kind() != KindBlock {
+			return Place{Name: name, Flash: &t}, nil
+		}
 		if t.Path != "" {
 			return Place{Name: name, Path: t.Path}, nil
 		}

@@ -79,10 +79,18 @@ type PlanStep struct {
 	Image     string `json:"image,omitempty"`
 	ImageSize int64  `json:"image_size,omitempty"`
 	// At is where the image starts, in bytes from the target's start.
-	At      int64    `json:"at,omitempty"`
-	Chunks  int      `json:"chunks,omitempty"`
+	At     int64 `json:"at,omitempty"`
+	Chunks int   `json:"chunks,omitempty"`
+	// Kind is the kind of raw flash target: "mtd", "ubi" (a volume) or
+	// "ubi_image"; empty for block devices and files.
+	Kind string `json:"kind,omitempty"`
+	// EraseSize is the erase block size of raw flash.
+	EraseSize int64 `json:"erase_size,omitempty"`
+	// Volume and Spare are a UBI volume target's volumes.
+	Volume  string   `json:"volume,omitempty"`
+	Spare   string   `json:"spare,omitempty"`
 	Mode    string   `json:"mode,omitempty"`    // wipe mode
-	Changes []string `json:"changes,omitempty"` // partition table: why it is written
+	Changes []string `json:"changes,omitempty"` // partition table: why it is written; UBI: layout changes
 	Set     []string `json:"set,omitempty"`     // env variables set
 	Unset   []string `json:"unset,omitempty"`   // env variables removed
 }

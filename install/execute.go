@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/handlers"
 	"github.com/lifeboat-updater/lifeboat/partitions"
@@ -124,6 +125,9 @@ func (p *Plan) run(ctx context.Context, ps *planned) (*StepStats, error) {
 	}
 	switch ps.step.Type {
 	case bundle.StepImage:
+		if ps.flash != nil {
+			return p.runFlash(ctx, ps)
+		}
 		return p.runImage(ctx, ps)
 	case bundle.StepWipe:
 		return p.runWipe(ctx, ps)
@@ -290,6 +294,12 @@ func (p *Plan) Verify(ctx context.Context) (*VerifyResult, error) {
 		if ps.step.Type != bundle.StepImage {
 			continue
 		}
+		if ps.flash != nil {
+			if err := p.verifyFlashStep(ctx, ps, res); err != nil {
+				return res, err
+			}
+			continue
+		}
 		d, err := handlers.Open(ps.path, handlers.Options{})
 		if err != nil {
 			return res, targetError(ps.step.Target, err)
@@ -313,24 +323,50 @@ func (p *Plan) Verify(ctx context.Context) (*VerifyResult, error) {
 		if err != nil {
 			return res, &StepError{Step: ps.n, Type: ps.step.Type, Target: ps.step.Target, Err: err}
 		}
-		res.Chunks += len(chunks)
-		res.Differs += len(bad)
-		var differ int64
-		for _, i := range bad {
-			differ += int64(chunks[i].Size)
-			if len(res.Differences) < MaxDifferences {
-				res.Differences = append(res.Differences, Difference{Step: ps.n, Image: ps.image.Name, Target: ps.step.Target,
-					Chunk: chunks[i].Index, Offset: int64(ps.step.Offset) + int64(chunks[i].Offset)})
-			}
-		}
-		note := "matches"
-		if len(bad) > 0 {
-			note = fmt.Sprintf("%d of %d chunks differ", len(bad), len(chunks))
-		}
-		tr.finish(counts{skipped: int64(ps.image.Size) - differ, nSkipped: len(chunks) - len(bad), written: differ, nWritten: len(bad)}, true, note)
+		p.recordDifferences(ps, chunks, bad, tr, res, "")
 	}
 	if res.Differs > 0 {
 		return res, fmt.Errorf("%w: %d of %d chunks", ErrDiffers, res.Differs, res.Chunks)
 	}
 	return res, nil
+}
+
+func (p *Plan) verifyFlashStep(ctx context.Context, ps *planned, res *VerifyResult) error {
+	chunks, err := p.br.Chunks(ps.image.Name)
+	if err != nil {
+		return err
+	}
+	tr := p.startStep(ps, int64(ps.image.Size))
+	bad, note, err := p.verifyFlash(ctx, ps, chunks, tr)
+	if err != nil {
+		return &StepError{Step: ps.n, Type: ps.step.Type, Target: ps.step.Target, Err: err}
+	}
+	if note != "" && len(bad) == 0 && ps.flash.kind == boards.KindUBIImage {
+		tr.finish(counts{}, false, note)
+		return nil
+	}
+	p.recordDifferences(ps, chunks, bad, tr, res, note)
+	return nil
+}
+
+// recordDifferences adds a verified step's differing chunks to res and
+// ends the step.
+func (p *Plan) recordDifferences(ps *planned, chunks []bundle.Chunk, bad []int, tr *tracker, res *VerifyResult, note string) {
+	res.Chunks += len(chunks)
+	res.Differs += len(bad)
+	var differ int64
+	for _, i := range bad {
+		differ += int64(chunks[i].Size)
+		if len(res.Differences) < MaxDifferences {
+			res.Differences = append(res.Differences, Difference{Step: ps.n, Image: ps.image.Name, Target: ps.step.Target,
+				Chunk: chunks[i].Index, Offset: int64(ps.step.Offset) + int64(chunks[i].Offset)})
+		}
+	}
+	if note == "" {
+		note = "matches"
+		if len(bad) > 0 {
+			note = fmt.Sprintf("%d of %d chunks differ", len(bad), len(chunks))
+		}
+	}
+	tr.finish(counts{skipped: int64(ps.image.Size) - differ, nSkipped: len(chunks) - len(bad), written: differ, nWritten: len(bad)}, true, note)
 }

@@ -6,6 +6,11 @@
 // no byte reaches a target before the chunk holding it has verified.
 // Chunks the target already holds are skipped, which makes a repeated
 // install cost only reads and lets an interrupted one resume.
+//
+// Image steps to raw flash (the board profile's mtd, ubi and ubi_image
+// targets) stream the same verified chunks, in order, into package
+// handlers/mtd's Writer, a UBI volume update or a ubiformat-style UBI
+// image write (handlers/ubi); see flash.go and docs/cli.md.
 package install
 
 import (
@@ -44,6 +49,9 @@ type Config struct {
 	SecurityVersionFile string
 	// Env opens bootloader environments for env steps.
 	Env EnvOpener
+	// Flash reaches raw flash and UBI for the profile's mtd, ubi and
+	// ubi_image targets; nil means SystemFlash.
+	Flash Flash
 
 	// Workers is how many goroutines verify and decompress chunks;
 	// default GOMAXPROCS.
@@ -95,6 +103,7 @@ type planned struct {
 	image  *bundle.Image
 	layout *partitions.Layout // partition steps: the table to write
 	env    EnvStore
+	flash  *flashPlan // image steps to raw flash
 }
 
 // Resolutions, for PlanStep.Via.
@@ -241,6 +250,8 @@ type place struct {
 	path      string
 	partition string
 	off, size int64 // size -1: the whole of path
+	// flash is set for raw flash targets; path is then unused.
+	flash *boards.TargetSpec
 }
 
 func (r *resolver) plan(p *Plan, ps *planned) error {
@@ -254,6 +265,10 @@ func (r *resolver) plan(p *Plan, ps *planned) error {
 	pl, err := r.resolve(s.Target, ps.n)
 	if err != nil {
 		return err
+	}
+	if pl.flash != nil {
+		ps.info.Via = pl.via
+		return r.planFlash(p, ps, pl.flash)
 	}
 	t, err := r.open(pl, ps)
 	if err != nil {
@@ -329,6 +344,9 @@ func targetError(name string, err error) error {
 // disks.
 func (r *resolver) resolve(name string, n int) (place, error) {
 	if path, ok := r.cfg.Targets[name]; ok {
+		if mtdCharDevice(path) {
+			return place{via: viaCommandLine, flash: &boards.TargetSpec{MTD: path}}, nil
+		}
 		return place{via: viaCommandLine, path: path, size: -1}, nil
 	}
 	if b := r.cfg.Board; b != nil {
@@ -369,6 +387,9 @@ func (r *resolver) resolve(name string, n int) (place, error) {
 // partition in the table the bundle writes to that disk or else the one
 // on it.
 func (r *resolver) profilePlace(bp boards.Place) (place, error) {
+	if bp.Flash != nil {
+		return place{via: viaProfile, flash: bp.Flash}, nil
+	}
 	pl := place{via: viaProfile, path: bp.Path, size: -1}
 	if bp.Partition == "" {
 		if bp.Offset != 0 || bp.Size != 0 {
@@ -442,6 +463,9 @@ func (r *resolver) planPartition(ps *planned) error {
 	pl, err := r.resolve(s.Target, ps.n)
 	if err != nil {
 		return err
+	}
+	if pl.flash != nil {
+		return fmt.Errorf("%w: %q is raw flash (%s): a partition table goes on a whole disk", ErrTargetMissing, s.Target, pl.flash.Kind())
 	}
 	if pl.size >= 0 || pl.partition != "" {
 		return fmt.Errorf("%w: a partition table goes on a whole disk, and %q is %s [%d, +%d)", ErrTargetMissing, s.Target, pl.path, pl.off, pl.size)

@@ -54,6 +54,9 @@ type Deps struct {
 	IsTerminal func(w io.Writer) bool
 	// Resolver finds the board profile's storage devices.
 	Resolver boards.Resolver
+	// Flash reaches raw flash and UBI for the profile's mtd, ubi and
+	// ubi_image targets; nil: the system's (install.SystemFlash).
+	Flash install.Flash
 }
 
 // DefaultDeps are the parts used by Main.
@@ -118,6 +121,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "install", "plan", "verify":
 		return runBundleCommand(ctx, args[0], args[1:], stdin, stdout, stderr, deps)
+	case "env":
+		return runEnvCommand(args[1:], stdout, deps)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -198,6 +203,7 @@ func (o *options) config(deps Deps) (install.Config, error) {
 		Resolver:            deps.Resolver,
 		SecurityVersionFile: o.secVerFile,
 		Env:                 deps.Env,
+		Flash:               deps.Flash,
 		Workers:             o.workers,
 		NoSkip:              o.noSkip,
 		Verify:              o.verify,

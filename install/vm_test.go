@@ -1,0 +1,219 @@
+package install_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/initramfs"
+	"github.com/lifeboat-updater/lifeboat/install/installtest"
+	"github.com/lifeboat-updater/lifeboat/internal/vm"
+)
+
+type vmResult struct {
+	Step   string   `json:"step"`
+	Err    string   `json:"err"`
+	Code   int      `json:"code"`
+	Text   string   `json:"text"`
+	SHA256 string   `json:"sha256"`
+	Notes  []string `json:"notes"`
+	ECs    []int64  `json:"ecs"`
+}
+
+// vmBoard is the board profile of the VM test: nandsim's three
+// partitions as a raw target (by its MTD name), a UBI volume with a spare
+// (by "mtdN") and a whole UBI image (by path).
+const vmBoard = `{
+  "name": "test-board",
+  "modules": ["zstd", "ubi", "ubifs"],
+  "targets": {
+    "boot":   {"mtd": "NAND simulator partition 0", "max_bad": 2},
+    "rootfs": {"ubi": {"mtd": "mtd1", "volume": "rootfs", "spare": "rootfs_b"}},
+    "ubi":    {"ubi_image": "/dev/mtd2", "max_bad": 4}
+  },
+  "ubi": {
+    "mtd1": {"volumes": [
+      {"name": "rootfs",   "id": 0, "size": 6291456},
+      {"name": "rootfs_b", "id": 1, "size": 6291456},
+      {"name": "data",     "id": 2, "size": 1048576}
+    ]}
+  }
+}`
+
+// TestVMFlashInstall boots the pinned Debian kernel in QEMU with
+// testdata/flashinit as PID 1, which runs `lifeboat install` twice on a
+// signed bundle that writes a raw image to nandsim's first partition, a
+// host-made UBIFS into a UBI volume (swapped with a spare) on the second,
+// and a ubinized image to the third, each with a bad block. `go test
+// -short` skips it.
+func TestVMFlashInstall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU; skipped with -short")
+	}
+	for _, tool := range []string{"mkfs.ubifs", "ubinize"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian package mtd-utils): %v", tool, err)
+		}
+	}
+	k := vm.DebianKernel(t)
+	dir := t.TempDir()
+
+	// The images: raw (12 erase blocks and a bit, zero chunks among
+	// them), a UBIFS for the volume, and the same UBIFS ubinized.
+	const cs = bundle.MinChunkSize
+	raw := installtest.Data(21, 24*cs+777, cs)
+	rawSum := sha256.Sum256(raw)
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(root, 0o755)
+	hello := "hello from a UBIFS the engine installed\n"
+	if err := os.WriteFile(filepath.Join(root, "hello.txt"), []byte(hello), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "filler.bin"), installtest.Data(22, 300<<10, cs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ubifs := filepath.Join(dir, "rootfs.ubifs")
+	mustRun(t, "mkfs.ubifs", "-m", "2048", "-e", "129024", "-c", "100", "-x", "zstd", "-r", root, "-o", ubifs)
+	cfg := filepath.Join(dir, "ubinize.cfg")
+	os.WriteFile(cfg, []byte("[rootfs]\nmode=ubi\nimage="+ubifs+"\nvol_id=0\nvol_type=dynamic\nvol_name=rootfs\nvol_flags=autoresize\n"), 0o644)
+	ubiImg := filepath.Join(dir, "rootfs.ubi")
+	mustRun(t, "ubinize", "-o", ubiImg, "-m", "2048", "-p", "128KiB", "-s", "512", cfg)
+	ubifsData, _ := os.ReadFile(ubifs)
+	ubiData, _ := os.ReadFile(ubiImg)
+
+	key := installtest.NewKey(t)
+	m := installtest.Manifest(
+		bundle.Step{Type: bundle.StepImage, Target: "boot", Image: "boot"},
+		bundle.Step{Type: bundle.StepImage, Target: "rootfs", Image: "rootfs"},
+		bundle.Step{Type: bundle.StepImage, Target: "ubi", Image: "ubi"},
+	)
+	b := installtest.Bundle(t, key, m, cs,
+		installtest.Image{Name: "boot", Data: raw},
+		installtest.Image{Name: "rootfs", Data: ubifsData},
+		installtest.Image{Name: "ubi", Data: ubiData})
+	bundlePath := filepath.Join(dir, "flash.bundle")
+	boardPath := filepath.Join(dir, "board.json")
+	if err := os.WriteFile(bundlePath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(boardPath, []byte(vmBoard), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	res, err := initramfs.Build(context.Background(), initramfs.Options{
+		Init:         "./testdata/flashinit",
+		KernelDir:    k.Root,
+		KVer:         k.KVer,
+		Modules:      []string{"nandsim", "zstd", "ubi", "ubifs"},
+		BoardProfile: boardPath,
+		Keys:         []string{key.Dir},
+		Files:        []initramfs.File{{Src: bundlePath, Dst: "bundle"}},
+		Format:       initramfs.LZ4,
+		Output:       filepath.Join(dir, "flash.cpio.lz4"),
+	})
+	if err != nil {
+		t.Fatalf("initramfs.Build() = %v", err)
+	}
+	t.Logf("built in %v: %s", time.Since(start).Round(time.Millisecond), res)
+
+	v := vm.StartT(t, vm.Options{
+		Kernel: k.Image(),
+		Initrd: res.Output,
+		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.raw_size=%d", len(raw)),
+		Memory: 512,
+	})
+	if err := v.ExpectString("flashtest: done", 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.WaitTimeout(time.Minute); err != nil {
+		t.Errorf("QEMU did not power off: %v", err)
+	}
+	got := map[string]vmResult{}
+	sc := bufio.NewScanner(strings.NewReader(v.Console()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		_, js, ok := strings.Cut(sc.Text(), "flashtest: {")
+		if !ok {
+			continue
+		}
+		var r vmResult
+		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
+			t.Fatalf("console line %q: %v", sc.Text(), err)
+		}
+		got[r.Step] = r
+	}
+	for _, step := range []string{"raw_size", "modprobe nandsim", "modprobe ubi", "modprobe zstd", "modprobe ubifs"} {
+		if r, ok := got[step]; ok {
+			t.Fatalf("%s: %s", step, r.Err)
+		}
+	}
+
+	// The UBI image covers these PEBs of mtd2; block 2 is bad.
+	pebs := len(ubiData) / (128 << 10)
+	var prev []int64
+	for round := 1; round <= 2; round++ {
+		r := fmt.Sprintf("install %d", round)
+		in, ok := got[r]
+		if !ok || in.Code != 0 {
+			t.Fatalf("%s: exit %d: %s", r, in.Code, in.Err)
+		}
+		t.Logf("MEASURE %s: %s; %q", r, in.Text, in.Notes)
+		wantRaw := "1: 13 erase blocks written, 0 unchanged, 1 bad passed over, 0 marked bad"
+		if round == 2 {
+			wantRaw = "1: 0 erase blocks written, 13 unchanged, 1 bad passed over, 0 marked bad"
+		}
+		if len(in.Notes) != 3 || in.Notes[0] != wantRaw {
+			t.Errorf("%s: step notes %q, want 3, the first %q", r, in.Notes, wantRaw)
+		}
+		if x := got[r+" raw"]; x.Err != "" || x.SHA256 != hex.EncodeToString(rawSum[:]) {
+			t.Errorf("%s: raw partition sha256 %s (%s), want %x", r, x.SHA256, x.Err, rawSum)
+		}
+		for _, s := range []string{" volume", " image"} {
+			if x := got[r+s]; x.Err != "" || x.Text != hello {
+				t.Errorf("%s%s: hello.txt %q, %s; want %q", r, s, x.Text, x.Err, hello)
+			}
+		}
+		ecs := got[r+" ecs"]
+		if ecs.Err != "" || len(ecs.ECs) != 128 {
+			t.Fatalf("%s ecs: %d counters, %s", r, len(ecs.ECs), ecs.Err)
+		}
+		// Every good PEB has an EC header after the first install (0 on
+		// blank flash), and the second install counts each PEB's erase
+		// on top of what was there (UBI may have erased some between).
+		for i, ec := range ecs.ECs {
+			want := int64(0)
+			if round == 2 {
+				want = prev[i] + 1
+			}
+			if i == 2 {
+				want = -1
+			}
+			if (i == 2 && ec != -1) || (i != 2 && ec < want) || (round == 1 && ec != want) {
+				t.Errorf("%s: PEB %d of mtd2 has erase counter %d, want %d (image of %d PEBs)", r, i, ec, want, pebs)
+				break
+			}
+		}
+		prev = ecs.ECs
+	}
+	if r := got["verify"]; r.Code != 0 || !strings.Contains(r.Text, "matches the bundle") {
+		t.Errorf("lifeboat verify: exit %d, %q, %s; want a match", r.Code, r.Text, r.Err)
+	}
+}
+
+func mustRun(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", name, err, out)
+	}
+}
