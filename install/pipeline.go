@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/handlers"
@@ -86,6 +87,35 @@ type pipeline struct {
 
 	progress func(counts)
 	touched  []bool // chunks written or zeroed, for the read-back
+
+	// misses counts chunks in a row that differed from the target; see
+	// check.
+	misses atomic.Int64
+}
+
+// The skip check reads the target before writing. On a blank or foreign
+// disk every read is wasted, and it costs as much as the write on a loop
+// device (docs/BENCHMARKS.md). After missRun chunks in a row differ, only
+// every probeStride-th chunk is checked, until one matches again: a resume
+// after a power cut (a written prefix, then nothing) and an update that
+// changes a few chunks still skip everything they can, while a first
+// install reads only 1/probeStride of the target.
+const (
+	missRun     = 16
+	probeStride = 16
+)
+
+// check says whether chunk seq should be compared with the target.
+func (p *pipeline) check(seq int) bool {
+	return p.misses.Load() < missRun || seq%probeStride == 0
+}
+
+func (p *pipeline) checked(match bool) {
+	if match {
+		p.misses.Store(0)
+	} else {
+		p.misses.Add(1)
+	}
 }
 
 func (p *pipeline) chunkError(c *bundle.Chunk, err error) *ChunkError {
@@ -221,10 +251,12 @@ func (p *pipeline) run(ctx context.Context) (counts, error) {
 // verify and decompress.
 func (p *pipeline) process(j *chunkJob, seek bool) {
 	c := j.c
-	if p.skip {
+	if p.skip && p.check(j.seq) {
 		buf := j.data[:c.Size]
 		n, _ := p.t.ReadAt(buf, p.base+int64(c.Offset))
-		if n == len(buf) && c.Matches(buf) {
+		match := n == len(buf) && c.Matches(buf)
+		p.checked(match)
+		if match {
 			j.kind = jobSkip
 			return
 		}
