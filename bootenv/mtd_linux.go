@@ -4,91 +4,70 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"unsafe"
+	"path/filepath"
 
+	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"golang.org/x/sys/unix"
 )
 
-// mtdInfoUser is the kernel's struct mtd_info_user (MEMGETINFO).
-type mtdInfoUser struct {
-	Type      uint8
-	_         [3]byte
-	Flags     uint32
-	Size      uint32
-	EraseSize uint32
-	WriteSize uint32
-	OOBSize   uint32
-	_         uint64
-}
-
-// eraseInfoUser64 is the kernel's struct erase_info_user64 (MEMERASE64).
-type eraseInfoUser64 struct {
-	Start  uint64
-	Length uint64
-}
-
-// MTD is an MTD character device (/dev/mtdN) as a Medium.
+// MTD is an MTD character device (/dev/mtdN) as a Medium. The device
+// access is package mtd's; MTD adds what the env needs on top of it: a
+// read-only fallback, the NOR check and bad blocks as errors.
 type MTD struct {
-	f    *os.File
-	info mtdInfoUser
+	dev  *mtd.Dev
+	info mtd.Info
 }
 
 // OpenMTD opens an MTD character device read-write (read-only if that is
 // all it allows) and reads its geometry.
 func OpenMTD(path string) (*MTD, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	// mtd.Open takes MTD names too; path is a path, even a relative one.
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		if f, err = os.Open(path); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
-	m := &MTD{f: f}
-	if err := m.ioctl(unix.MEMGETINFO, unsafe.Pointer(&m.info)); err != nil {
-		f.Close()
-		return nil, &os.PathError{Op: "MEMGETINFO", Path: path, Err: err}
+	dev, err := mtd.Open(abs, true)
+	if errors.Is(err, mtd.ErrReadOnly) {
+		dev, err = mtd.Open(abs, false)
 	}
+	if err != nil {
+		return nil, openMTDError(path, err)
+	}
+	m := &MTD{dev: dev, info: dev.Info()}
 	if m.info.EraseSize == 0 {
-		f.Close()
+		dev.Close()
 		return nil, fmt.Errorf("%w: %s reports erase size 0", ErrConfig, path)
 	}
 	return m, nil
 }
 
-func (m *MTD) ioctl(req uint, arg unsafe.Pointer) error {
-	_, err := m.ioctlRC(req, arg)
+// openMTDError keeps the error shapes callers know: an open failure is
+// the open's *os.PathError, and a device that answers no MEMGETINFO (not
+// an MTD) a *os.PathError with Op "MEMGETINFO".
+func openMTDError(path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return &os.PathError{Op: "MEMGETINFO", Path: path, Err: errno}
+	}
 	return err
 }
 
-func (m *MTD) ioctlRC(req uint, arg unsafe.Pointer) (uintptr, error) {
-	conn, err := m.f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var rc uintptr
-	var errno unix.Errno
-	if err := conn.Control(func(fd uintptr) {
-		rc, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
-	}); err != nil {
-		return 0, err
-	}
-	if errno != 0 {
-		return 0, errno
-	}
-	return rc, nil
-}
-
 // ReadAt reads from the flash.
-func (m *MTD) ReadAt(p []byte, off int64) (int, error) { return m.f.ReadAt(p, off) }
+func (m *MTD) ReadAt(p []byte, off int64) (int, error) { return m.dev.ReadAt(p, off) }
 
 // WriteAt programs the flash; the range must have been erased, except for
 // clearing bits on NOR.
-func (m *MTD) WriteAt(p []byte, off int64) (int, error) { return m.f.WriteAt(p, off) }
+func (m *MTD) WriteAt(p []byte, off int64) (int, error) { return m.dev.WriteAt(p, off) }
 
 // EraseSize is the device's erase block size.
-func (m *MTD) EraseSize() int64 { return int64(m.info.EraseSize) }
+func (m *MTD) EraseSize() int64 { return m.info.EraseSize }
 
 // NOR reports NOR flash, where the active/obsolete flag scheme applies.
-func (m *MTD) NOR() bool { return m.info.Type == unix.MTD_NORFLASH }
+func (m *MTD) NOR() bool { return m.info.Type == mtd.TypeNOR }
 
 // Erase erases whole blocks in [off, off+n). On NAND a bad block in the
 // range is an error: the env's place is fixed, it is not moved past it.
@@ -98,32 +77,24 @@ func (m *MTD) Erase(off, n int64) error {
 		return fmt.Errorf("%w: erase %#x+%#x not aligned to %#x", ErrConfig, off, n, es)
 	}
 	for b := off; b < off+n; b += es {
-		if m.info.Type == unix.MTD_NANDFLASH || m.info.Type == unix.MTD_MLCNANDFLASH {
-			pos := b
-			bad, err := m.ioctlRC(unix.MEMGETBADBLOCK, unsafe.Pointer(&pos))
+		if m.info.IsNAND() {
+			bad, err := m.dev.IsBad(b)
 			if err != nil {
-				return &os.PathError{Op: "MEMGETBADBLOCK", Path: m.f.Name(), Err: err}
+				return err
 			}
-			if bad != 0 {
-				return fmt.Errorf("%w: %s block at %#x", ErrBadBlock, m.f.Name(), b)
+			if bad {
+				return fmt.Errorf("%w: %s block at %#x", ErrBadBlock, m.dev.Path(), b)
 			}
 		}
-		ei := eraseInfoUser64{Start: uint64(b), Length: uint64(es)}
-		if err := m.ioctl(unix.MEMERASE64, unsafe.Pointer(&ei)); err != nil {
-			return &os.PathError{Op: "MEMERASE64", Path: m.f.Name(), Err: err}
+		if err := m.dev.Erase(b, es); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// Sync flushes. mtdchar writes reach the driver synchronously and the
-// device has no fsync (EINVAL), which is then not an error.
-func (m *MTD) Sync() error {
-	if err := m.f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return err
-	}
-	return nil
-}
+// Sync flushes. mtdchar writes reach the driver synchronously.
+func (m *MTD) Sync() error { return m.dev.Sync() }
 
 // Close closes the device.
-func (m *MTD) Close() error { return m.f.Close() }
+func (m *MTD) Close() error { return m.dev.Close() }

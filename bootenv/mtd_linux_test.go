@@ -2,32 +2,45 @@ package bootenv
 
 import (
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"testing"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
-// The request numbers encode the size of the struct the kernel copies: ours
-// must match, or the ioctls would read or write past them.
-func TestMTDStructSizes(t *testing.T) {
-	size := func(req uint) uintptr { return uintptr(req>>16) & 0x3FFF }
-	if got, want := unsafe.Sizeof(mtdInfoUser{}), size(unix.MEMGETINFO); got != want {
-		t.Errorf("sizeof(mtdInfoUser) = %d, want %d", got, want)
-	}
-	if got, want := unsafe.Sizeof(eraseInfoUser64{}), size(unix.MEMERASE64); got != want {
-		t.Errorf("sizeof(eraseInfoUser64) = %d, want %d", got, want)
-	}
-}
-
 func TestOpenMTDNotMTD(t *testing.T) {
-	// /dev/null is a character device but no MTD: MEMGETINFO must fail
-	// cleanly, and Open must not mistake it for a file.
-	_, err := OpenMTD(os.DevNull)
-	var pe *os.PathError
-	if !errors.As(err, &pe) || pe.Op != "MEMGETINFO" {
-		t.Errorf("OpenMTD(%s) = %v, want a MEMGETINFO PathError", os.DevNull, err)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mtd0"), make([]byte, 0x1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	tests := []struct {
+		name, path string
+		op         string // of the *os.PathError
+		notExist   bool
+	}{
+		// A character device but no MTD: MEMGETINFO must fail cleanly,
+		// and Open must not mistake it for a file.
+		{"char device", os.DevNull, "MEMGETINFO", false},
+		{"regular file", filepath.Join(dir, "mtd0"), "MEMGETINFO", false},
+		// A relative path is a path, not the MTD name "mtd0" (/dev/mtd0).
+		{"relative path", "mtd0", "MEMGETINFO", false},
+		{"missing", filepath.Join(dir, "nothing"), "open", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := OpenMTD(tt.path)
+			if err == nil {
+				m.Close()
+			}
+			var pe *os.PathError
+			if !errors.As(err, &pe) || pe.Op != tt.op {
+				t.Errorf("OpenMTD(%s) = %v, want a %s PathError", tt.path, err, tt.op)
+			}
+			if got := errors.Is(err, fs.ErrNotExist); got != tt.notExist {
+				t.Errorf("OpenMTD(%s) = %v; errors.Is(err, fs.ErrNotExist) = %v, want %v", tt.path, err, got, tt.notExist)
+			}
+		})
 	}
 	if s, err := Open(Config{Type: UBoot, Copies: []Location{{Path: os.DevNull}}, Size: 0x1000}); err == nil {
 		s.Close()
