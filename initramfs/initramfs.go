@@ -3,9 +3,10 @@
 // Lifeboat binary.
 //
 // The image holds, besides /init: the kernel modules a board needs with what
-// they depend on and a modules.dep trimmed to them (u-root's kmodule reads
-// it), the trust store (public keys) under /etc/lifeboat/keys/, the board
-// profile at /etc/lifeboat/board.json, CA certificates if asked, and any
+// they depend on and a modules.dep trimmed to them (the rescue's module
+// loader, rescue.LoadModules, reads it), the trust store (public keys)
+// under /etc/lifeboat/keys/, the board profile at
+// /etc/lifeboat/board.json, CA certificates if asked, and any
 // extra file. It carries no shell and no other program unless Debug asks.
 //
 // Build drives u-root's mkuimage (github.com/u-root/mkuimage/uimage) to lay

@@ -146,7 +146,7 @@ type moduleSet struct {
 // resolve picks the module files that names need: the modules themselves,
 // what modules.dep says they depend on, and their soft dependencies.
 //
-// u-root's kmodule reads modules.dep but not modules.softdep, so a soft "pre"
+// The rescue's loader reads modules.dep but not modules.softdep, so a soft "pre"
 // dependency (ext4 wants a crc32c implementation first) becomes a hard one in
 // the trimmed modules.dep, unless that would make a cycle. When an alias has
 // several providers, the portable "_generic" one is preferred: the
@@ -252,9 +252,10 @@ func (s *moduleSet) reaches(from, to string) bool {
 
 // imagePath is where a module file goes in the image: its own directory,
 // named as the kernel names the module ("nls_iso8859-1.ko" becomes
-// "nls_iso8859_1.ko"). u-root's kmodule finds a module by trying its name
-// with every '-' or every '_', so it misses files that mix both; the file
-// name means nothing to the kernel itself.
+// "nls_iso8859_1.ko"), so that a module's file name and its name in
+// modules.dep never disagree for a loader that looks files up by name
+// (u-root's kmodule tries a name with every '-' or every '_' and misses
+// files that mix both); the file name means nothing to the kernel itself.
 func imagePath(file string) string {
 	dir, base := path.Split(file)
 	ext := ""

@@ -2,19 +2,29 @@ package rescue
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
 
+// ErrModuleNotFound reports a module that is neither in the image's
+// modules.dep nor built into the kernel.
+var ErrModuleNotFound = errors.New("rescue: kernel module not found")
+
 // LoadModules loads the named kernel modules, with their dependencies, from
-// /lib/modules/$(uname -r) as listed in its modules.dep (u-root's kmodule).
-// No names means every module there: the image carries only what its board
-// needs. It returns the names that loaded (or were built in) and logs the
-// others; a module that fails does not stop the rest.
+// /lib/modules/$(uname -r) as listed in its modules.dep. No names means
+// every module there: the image carries only what its board needs. It
+// returns the names that loaded (or were built in) and logs the others; a
+// module that fails does not stop the rest.
+//
+// The image's modules.dep is the trimmed one the initramfs package writes:
+// plain .ko files named as the kernel names them, so loading is a walk of
+// that file and one finit_module(2) per module. (u-root's kmodule does the
+// same and also decompresses .ko.xz/.gz/.zst, which links three
+// decompressors into /init that the rescue never uses.)
 func LoadModules(log Logger, names []string) []string {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
@@ -23,25 +33,30 @@ func LoadModules(log Logger, names []string) []string {
 	}
 	kver := unix.ByteSliceToString(u.Release[:])
 	dir := filepath.Join(ModulesDir, kver)
-	if len(names) == 0 {
-		all, err := modulesIn(filepath.Join(dir, "modules.dep"))
-		if errors.Is(err, os.ErrNotExist) {
-			return nil // an image without modules
+	dep, err := readModulesDep(filepath.Join(dir, "modules.dep"))
+	if errors.Is(err, os.ErrNotExist) {
+		if len(names) > 0 {
+			log.Printf("modules: no modules.dep in %s", dir)
 		}
-		if err != nil {
-			log.Printf("modules: %v", err)
-			return nil
-		}
-		names = all
+		return nil // an image without modules
 	}
-	p, err := kmodule.NewProber(kmodule.ProbeOpts{KVer: kver})
 	if err != nil {
 		log.Printf("modules: %v", err)
 		return nil
 	}
+	if len(names) == 0 {
+		names = dep.order
+	}
+	l := &moduleLoader{
+		dir:     dir,
+		dep:     dep,
+		builtin: readBuiltin(filepath.Join(dir, "modules.builtin")),
+		loaded:  map[string]error{},
+		load:    finitModule,
+	}
 	var loaded, failed []string
 	for _, n := range names {
-		if err := p.Probe(n, ""); err != nil {
+		if err := l.Load(n); err != nil {
 			log.Printf("module %s: %v", n, err)
 			failed = append(failed, n)
 			continue
@@ -50,6 +65,132 @@ func LoadModules(log Logger, names []string) []string {
 	}
 	log.Printf("modules: %d loaded%s", len(loaded), joinList(" (failed: ", failed, ")"))
 	return loaded
+}
+
+// modulesDep is a parsed modules.dep.
+type modulesDep struct {
+	files map[string]string   // module name -> file, relative to the dir
+	deps  map[string][]string // module name -> names it needs
+	order []string            // names in the file's order
+}
+
+// moduleLoader loads modules and what they depend on, each once.
+type moduleLoader struct {
+	dir     string
+	dep     *modulesDep
+	builtin map[string]bool
+	loaded  map[string]error // name -> the outcome of loading it
+	// load loads one module file; finitModule in the rescue.
+	load func(path string) error
+}
+
+// Load loads the module name after its dependencies (depth first, so the
+// order of a modules.dep line does not matter). A module the kernel has
+// already, loaded or built in, is no error.
+func (l *moduleLoader) Load(name string) error {
+	return l.loadName(moduleNameOf(name), nil)
+}
+
+func (l *moduleLoader) loadName(name string, path []string) error {
+	if err, done := l.loaded[name]; done {
+		return err
+	}
+	for _, p := range path {
+		if p == name {
+			return fmt.Errorf("dependency cycle: %s", strings.Join(append(path, name), " -> "))
+		}
+	}
+	file, ok := l.dep.files[name]
+	if !ok {
+		if l.builtin[name] {
+			l.loaded[name] = nil
+			return nil
+		}
+		err := fmt.Errorf("%w: %s", ErrModuleNotFound, name)
+		l.loaded[name] = err
+		return err
+	}
+	for _, d := range l.dep.deps[name] {
+		if err := l.loadName(d, append(path, name)); err != nil {
+			err = fmt.Errorf("needs %s: %w", d, err)
+			l.loaded[name] = err
+			return err
+		}
+	}
+	err := l.load(filepath.Join(l.dir, file))
+	if errors.Is(err, unix.EEXIST) {
+		err = nil
+	}
+	l.loaded[name] = err
+	return err
+}
+
+// finitModule loads a module file with finit_module(2): the kernel reads
+// the file itself, so it is never copied into the rescue's memory.
+func finitModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil {
+		return &os.PathError{Op: "finit_module", Path: path, Err: err}
+	}
+	return nil
+}
+
+// readModulesDep parses a modules.dep: "file: dep dep ...", one module a
+// line.
+func readModulesDep(path string) (*modulesDep, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d := &modulesDep{files: map[string]string{}, deps: map[string][]string{}}
+	for _, line := range strings.Split(string(b), "\n") {
+		file, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		file = strings.TrimSpace(file)
+		n := moduleNameOf(file)
+		if _, dup := d.files[n]; !dup {
+			d.order = append(d.order, n)
+		}
+		d.files[n] = file
+		var deps []string
+		for _, f := range strings.Fields(rest) {
+			deps = append(deps, moduleNameOf(f))
+		}
+		d.deps[n] = deps
+	}
+	return d, nil
+}
+
+// readBuiltin reads modules.builtin's names; a missing file is an empty
+// list.
+func readBuiltin(path string) map[string]bool {
+	m := map[string]bool{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return m
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			m[moduleNameOf(line)] = true
+		}
+	}
+	return m
+}
+
+// moduleNameOf is the name the kernel knows a module (or its file) by: no
+// directory, no .ko suffix, '-' spelled '_'.
+func moduleNameOf(file string) string {
+	base := filepath.Base(file)
+	if i := strings.Index(base, ".ko"); i >= 0 {
+		base = base[:i]
+	}
+	return strings.ReplaceAll(base, "-", "_")
 }
 
 func joinList(pre string, s []string, post string) string {
@@ -61,21 +202,9 @@ func joinList(pre string, s []string, post string) string {
 
 // modulesIn lists the module names in a modules.dep file, in its order.
 func modulesIn(depFile string) ([]string, error) {
-	b, err := os.ReadFile(depFile)
+	d, err := readModulesDep(depFile)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, line := range strings.Split(string(b), "\n") {
-		file, _, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		base := filepath.Base(file)
-		if i := strings.Index(base, ".ko"); i >= 0 {
-			base = base[:i]
-		}
-		names = append(names, strings.ReplaceAll(base, "-", "_"))
-	}
-	return names, nil
+	return d.order, nil
 }

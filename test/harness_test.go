@@ -125,9 +125,11 @@ func serve(t *testing.T, dir string) *demo.Server {
 
 // rescueBoot says how to boot the rescue.
 type rescueBoot struct {
-	Disk   string   // the board's disk (virtio, /dev/vda)
-	Params []string // more kernel parameters: lifeboat.url=, ip=, ...
-	CPU    string   // -cpu; default max
+	Disk string // the board's disk (virtio, /dev/vda)
+	// DiskOptions are more -drive options for Disk (throttling, ...).
+	DiskOptions string
+	Params      []string // more kernel parameters: lifeboat.url=, ip=, ...
+	CPU         string   // -cpu; default max
 	// NICs replace the default virtio NIC on QEMU's user network;
 	// []string{"none"} boots without a network.
 	NICs []string
@@ -145,6 +147,7 @@ type rescueBoot struct {
 func bootRescue(t *testing.T, p *demo.Prepared, b rescueBoot) (*vm.VM, *demo.Timeline) {
 	t.Helper()
 	o := p.RescueVM(b.Disk, append([]string{"lifeboat.events=console"}, b.Params...)...)
+	o.Drives[0].Options = b.DiskOptions
 	if b.CPU != "" {
 		o.CPU = b.CPU
 	}
