@@ -105,7 +105,8 @@ type Options struct {
 	// RootfsFillMiB is how much stand-in content the root file system
 	// carries, in MiB (default 24).
 	RootfsFillMiB int
-	// GRUBEnv are variables for the initial GRUB environment block.
+	// GRUBEnv are variables for the initial GRUB environment block;
+	// nil means DefaultGRUBEnv.
 	GRUBEnv map[string]string
 
 	// GRUBDir holds boot.img and the i386-pc modules (default
@@ -275,7 +276,7 @@ func Build(ctx context.Context, o Options) (*Artifacts, error) {
 	}
 
 	// The GRUB environment and GRUB itself.
-	if err := buildGRUBEnv(ctx, o.GRUBEnv, filepath.Join(tmp, "grubenv"), a.GRUBEnv); err != nil {
+	if err := buildGRUBEnv(ctx, grubEnvVars(&o), filepath.Join(tmp, "grubenv"), a.GRUBEnv); err != nil {
 		return nil, err
 	}
 	if a.MBR, a.Core, err = buildGRUB(ctx, o.GRUBDir, out); err != nil {

@@ -199,7 +199,9 @@ func GRUBEnvBlock(vars map[string]string) ([]byte, error) {
 
 // grubCfg is the device's grub.cfg, on the rescue partition. Paths are
 // absolute GRUB device paths so that it does not depend on $root.
-var grubCfg = template.Must(template.New("grub.cfg").Parse(`# {{.Product}}: GRUB configuration of the demo device.
+var grubCfg = template.Must(template.New("grub.cfg").Funcs(template.FuncMap{
+	"inc": func(n int) int { return n + 1 },
+}).Parse(`# {{.Product}}: GRUB configuration of the demo device.
 serial --unit=0 --speed=115200
 terminal_input serial
 terminal_output serial
@@ -216,6 +218,41 @@ if [ -n "${next_entry}" ]; then
 	set next_entry=
 	save_env --file $envfile next_entry
 fi
+
+# The contract with the rescue (the board profile's recovery section,
+# preset "grub"): an install that has not finished ({{.Marker}}=1)
+# boots the rescue, which finishes it; so does a production system that
+# failed to come up more than {{.Limit}} times in a row. Each boot of
+# production counts in {{.Counter}}; production resets it to 0 once it
+# works, the rescue after it reinstalled. GRUB has no arithmetic: the
+# count goes up by cases.
+if [ "${ {{- .Marker -}} }" = "1" ]; then
+	set default=rescue
+	echo "An install did not finish: booting the rescue."
+elif [ "${default}" = "production" -a -n "${ {{- .Limit -}} }" ]; then
+	if [ "${ {{- .Counter -}} }" -gt "${ {{- .Limit -}} }" ]; then
+		set default=rescue
+		echo "Production failed ${ {{- .Counter -}} } boots in a row (limit ${ {{- .Limit -}} }): booting the rescue."
+	fi
+fi
+if [ "${default}" = "production" -a -n "${ {{- .Limit -}} }" ]; then
+	if [ -z "${ {{- .Counter -}} }" ]; then set {{.Counter}}=0; fi
+{{- range .Counts}}
+	{{if eq . 0}}if{{else}}elif{{end}} [ "${ {{- $.Counter -}} }" = "{{.}}" ]; then set {{$.Counter}}={{inc .}}
+{{- end}}
+	fi
+	save_env --file $envfile {{.Counter}}
+fi
+# {{.Args}}: more kernel parameters for the rescue's next boot only
+# (lifeboat.url=..., lifeboat.reason=...), as next_entry is for one boot.
+set rescue_args=
+if [ "${default}" = "rescue" -a -n "${ {{- .Args -}} }" ]; then
+	set rescue_args="${ {{- .Args -}} }"
+	# unset, so that save_env removes it from the block.
+	unset {{.Args}}
+	save_env --file $envfile {{.Args}}
+fi
+export rescue_args
 set timeout_style=menu
 set timeout={{.Timeout}}
 
@@ -227,7 +264,7 @@ menuentry "production ({{.Product}} {{.Version}})" --id production {
 
 menuentry "rescue" --id rescue {
 	echo "Loading the rescue system ..."
-	linux {{.Rescue}}/rescue/vmlinuz {{.RescueCmdline}}
+	linux {{.Rescue}}/rescue/vmlinuz {{.RescueCmdline}} ${rescue_args}
 	initrd {{.Rescue}}/rescue/initrd.img
 }
 `))
@@ -238,6 +275,42 @@ type grubCfgData struct {
 	EnvFile                string
 	Boot, Rescue           string // GRUB devices, (hd0,gptN)
 	Cmdline, RescueCmdline string
+	// The boot counting variables.
+	Marker, Counter, Limit, Args string
+	Counts                       []int // the counter values GRUB counts up from
+}
+
+// The GRUB environment variables of the demo device's boot counting, as
+// the board profile's recovery preset "grub" names them
+// (boards.Presets), and the device's own.
+const (
+	GRUBMarker  = "lifeboat_transaction" // set while the rescue installs
+	GRUBCounter = "boot_count"           // boots of production not yet good
+	GRUBLimit   = "boot_limit"           // more boots than this: the rescue
+	// GRUBRescueArgs are more kernel parameters for the rescue's next
+	// boot; GRUB clears them once used.
+	GRUBRescueArgs = "lifeboat_args"
+	// GRUBSecurityVersion keeps the device's security version across
+	// rescue boots (the qemu-x86_64 profile's recovery.security_version).
+	GRUBSecurityVersion = "lifeboat_security_version"
+	// DefaultBootLimit is the boot limit of the initial environment.
+	DefaultBootLimit = 3
+	// maxCount is how far GRUB counts; a counter beyond it stays there,
+	// which is over any limit below it.
+	maxCount = 9
+)
+
+// DefaultGRUBEnv is the initial GRUB environment of a device built with
+// no Options.GRUBEnv: the boot counter at 0 and its limit, and the
+// security version. The rescue and production write only these
+// variables, and only to values they had, so a device that booted well is
+// still identical to its bundle.
+func DefaultGRUBEnv(securityVersion uint64) map[string]string {
+	return map[string]string{
+		GRUBCounter:         "0",
+		GRUBLimit:           fmt.Sprint(DefaultBootLimit),
+		GRUBSecurityVersion: fmt.Sprint(securityVersion),
+	}
 }
 
 func renderGRUBCfg(o *Options) ([]byte, error) {
@@ -251,10 +324,26 @@ func renderGRUBCfg(o *Options) ([]byte, error) {
 		Rescue:        dev(PartRescue),
 		Cmdline:       o.Cmdline,
 		RescueCmdline: o.RescueCmdline,
+		Marker:        GRUBMarker,
+		Counter:       GRUBCounter,
+		Limit:         GRUBLimit,
+		Args:          GRUBRescueArgs,
+	}
+	for i := 0; i <= maxCount; i++ {
+		d.Counts = append(d.Counts, i)
 	}
 	var b bytes.Buffer
 	if err := grubCfg.Execute(&b, d); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// grubEnvVars are the initial GRUB environment's variables: o.GRUBEnv,
+// else DefaultGRUBEnv.
+func grubEnvVars(o *Options) map[string]string {
+	if o.GRUBEnv != nil {
+		return o.GRUBEnv
+	}
+	return DefaultGRUBEnv(o.SecurityVersion)
 }

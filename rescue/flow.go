@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +39,14 @@ const (
 	// MsgInstalled starts the summary of a successful install, after
 	// which the board reboots.
 	MsgInstalled = "installed "
+	// MsgFactoryReset starts the summary of a factory reset.
+	MsgFactoryReset = "factory reset done: wiped "
+	// MsgMarkerSet and MsgFinished say what the flow changed in the
+	// bootloader environment before and after an install.
+	MsgMarkerSet = "transaction marker set"
+	MsgFinished  = "boot counter reset, transaction marker cleared"
+	// MsgHold says the flow stops where lifeboat.hold=finish asks.
+	MsgHold = "holding before the bootloader environment update (lifeboat.hold=finish)"
 )
 
 // Reasons the rescue gives for running, when the kernel command line's
@@ -56,25 +63,37 @@ const (
 // Each attempt, in order:
 //
 //  1. load the board profile and the trust store (/etc/lifeboat);
-//  2. say why the rescue runs: lifeboat.reason= from the kernel command
-//     line, else "blank storage" when a storage device of the board holds
-//     no partition table, else "requested";
+//  2. say why the rescue runs and what it does about it, first on the
+//     console and first in the events (a "reason" event): lifeboat.reason=
+//     from the kernel command line, else the board's button held at
+//     power-on (short: reinstall, long: factory reset), else the
+//     bootloader environment (an unfinished install's transaction marker,
+//     a boot counter past its limit; see boards.Recovery), else "blank
+//     storage" when a storage device of the board holds no partition
+//     table, else "requested". A factory reset wipes the board's state
+//     partitions (FactoryReset) and ends the attempt there;
 //  3. list the sources: the profile's, or lifeboat.url= (source.ParseSpec);
 //  4. bring up the network (DHCP, or the kernel's ip=), once per boot,
 //     unless every source is local (a file, removable media);
 //  5. open the first source that works (source.OpenFirst, with backoff;
 //     HTTP resumes over drops) and verify the bundle as it streams in
 //     (bundle.NewReader);
-//  6. plan against the board and run the plan (install.NewPlan,
-//     Execute), showing progress on the console and feeding the
-//     watchdog on every event, so a stalled install stops feeding it and
-//     the board resets into the rescue again;
+//  6. plan against the board; set the transaction marker in the board's
+//     bootloader environment before the first write (and again after any
+//     step that rewrote the environment's place); run the plan
+//     (install.NewPlan, Execute), showing progress on the console and
+//     feeding the watchdog on every event, so a stalled install stops
+//     feeding it and the board resets into the rescue again;
 //  7. print the summary (with the chunks skipped because the device held
-//     them already: what a resumed install shows) and sync.
+//     them already: what a resumed install shows) and sync; then, every
+//     step verified, clear the marker, reset the boot counter and record
+//     the security version in one environment update.
 //
-// Flow returns nil only after Execute succeeded, so the board reboots only
-// into a completely written system; any failure returns a *FlowError and
-// the platform tries again later (see Run).
+// Flow returns nil only after all of that succeeded, so the board reboots
+// only into a completely written system; any failure returns a *FlowError
+// and the platform tries again later (see Run). The kernel parameter
+// lifeboat.hold=finish stops the flow before step 7's environment update
+// (the marker stays set), for testing what a power cut there does.
 type Installer struct {
 	// BoardProfile is read when the Env carries no profile; empty means
 	// BoardProfilePath.
@@ -108,12 +127,18 @@ type Installer struct {
 	Install func(*install.Config)
 	// Sync flushes file systems after an install; nil means sync(2).
 	Sync func()
+	// Button reads the board's recovery button; nil means the board's
+	// input device or GPIO line (OpenButton).
+	Button func(ctx context.Context, b *boards.Button, logf func(string, ...any)) (Hold, error)
+	// StateDir holds the rescue's files for one boot; empty means
+	// /run/lifeboat.
+	StateDir string
 
-	mu      sync.Mutex
-	attempt int
-	reason  string
-	netUp   bool
-	client  *source.Client
+	mu       sync.Mutex
+	attempt  int
+	decision *Decision
+	netUp    bool
+	client   *source.Client
 }
 
 // InstallFlow returns the flow Main runs: a new Installer's Flow.
@@ -187,12 +212,21 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 		env.Log.Printf(format, args...)
 	}
 
+	w, closeEvents := in.eventWriters(env)
+	defer closeEvents()
 	board, err := in.loadBoard(env)
 	if err != nil {
-		in.sayReason(env, nil)
+		in.sayReason(ctx, env, nil, nil, w)
 		return flowFail("board", install.ExitUsage, err)
 	}
-	in.sayReason(env, board)
+	rec, err := newRecoveryEnv(board, in.Resolver)
+	if err != nil {
+		env.Log.Printf("recovery: %v", err)
+	}
+	d := in.sayReason(ctx, env, board, rec, w)
+	if d.Action == ActionFactoryReset {
+		return in.factoryReset(ctx, env, board, w)
+	}
 	trust, err := bundle.LoadTrustStore(pathOr(in.KeysDir, KeysDir))
 	if err != nil {
 		return flowFail("trust store", install.ExitUntrusted, err)
@@ -236,7 +270,7 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 		return flowFail("source", install.ExitInternal, err)
 	}
 	defer st.Close()
-	return in.install(ctx, env, board, trust, st)
+	return in.install(ctx, env, board, trust, st, rec, w)
 }
 
 // loadBoard parses the profile Run read, else reads it from BoardProfile.
@@ -256,58 +290,53 @@ func (in *Installer) loadBoard(env *Env) (*boards.Profile, error) {
 	return p, nil
 }
 
-// sayReason prints why the rescue runs, first thing in every attempt. The
-// reason is found once, on the first attempt: a later attempt after a
-// partial install would otherwise no longer see blank storage.
-func (in *Installer) sayReason(env *Env, board *boards.Profile) {
-	if in.reason == "" {
-		in.reason = in.findReason(env, board)
+// sayReason prints why the rescue runs and what it does, first thing in
+// every attempt, and sends it as the attempt's first event. The decision
+// is made once, on the first attempt: a later attempt after a partial
+// install would otherwise no longer see blank storage, and a button is
+// held at power-on only.
+func (in *Installer) sayReason(ctx context.Context, env *Env, board *boards.Profile, rec *recoveryEnv, w *eventWriters) Decision {
+	if in.decision == nil {
+		d := in.decide(ctx, env, board, rec)
+		in.decision = &d
 	}
+	d := *in.decision
 	if in.attempt == 1 {
-		env.Log.Printf("%s%s", MsgReason, in.reason)
-		return
+		env.Log.Printf("%s%s", MsgReason, d)
+	} else {
+		env.Log.Printf("%s%s (attempt %d)", MsgReason, d, in.attempt)
 	}
-	env.Log.Printf("%s%s (attempt %d)", MsgReason, in.reason, in.attempt)
+	w.emit("reason", map[string]any{"reason": d.Reason, "source": d.Source, "action": d.Action, "attempt": in.attempt})
+	return d
 }
 
-func (in *Installer) findReason(env *Env, board *boards.Profile) string {
-	if r := env.Params["reason"]; r != "" {
-		return r
+// factoryReset wipes the state partitions; nil lets the board reboot.
+func (in *Installer) factoryReset(ctx context.Context, env *Env, board *boards.Profile, w *eventWriters) error {
+	env.AliveFor(2 * time.Minute) // a discard of a large partition can take a while
+	start := time.Now()
+	wiped, err := FactoryReset(ctx, board, in.Resolver)
+	names := make([]string, len(wiped))
+	for i, x := range wiped {
+		names[i] = x.Name
+		env.Log.Printf("factory reset: wiped %s", x)
 	}
-	if board == nil {
-		return ReasonRequested
-	}
-	names := make([]string, 0, len(board.Storage))
-	for n := range board.Storage {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	wait := in.StorageWait
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
-	deadline := time.Now().Add(wait)
-	for _, n := range names {
-		dev, err := in.Resolver.Device(board, n)
-		for err != nil && errors.Is(err, boards.ErrNoDevice) && time.Now().Before(deadline) {
-			env.Alive()
-			time.Sleep(100 * time.Millisecond)
-			dev, err = in.Resolver.Device(board, n)
+	env.Alive()
+	if err != nil {
+		code := install.ExitTargetIO
+		if errors.Is(err, ErrNoState) {
+			code = install.ExitNoTarget
 		}
-		if err != nil {
-			env.Log.Printf("storage %s: %v", n, err)
-			continue
-		}
-		blank, err := isBlank(dev)
-		if err != nil {
-			env.Log.Printf("storage %s (%s): %v", n, dev, err)
-			continue
-		}
-		if blank {
-			return fmt.Sprintf("%s (no partition table on %s)", ReasonBlank, dev)
-		}
+		w.emit("error", map[string]any{"reason": oneLine(err.Error()), "exit_code": code})
+		return flowFail("factory reset", code, err)
 	}
-	return ReasonRequested
+	sync := in.Sync
+	if sync == nil {
+		sync = syncFS
+	}
+	sync()
+	env.Log.Printf("%s%d state partition(s) in %.1fs (%s); the system partitions are untouched", MsgFactoryReset, len(wiped), time.Since(start).Seconds(), strings.Join(names, ", "))
+	w.emit("factory-reset", map[string]any{"wiped": names, "duration_seconds": time.Since(start).Seconds()})
+	return nil
 }
 
 // isBlank reports whether the disk at path holds no partition table.
@@ -399,9 +428,8 @@ func ipParam(cmdline []Param) (*network.IPParam, error) {
 }
 
 // install verifies the bundle as it streams in, plans and runs it.
-func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profile, trust *bundle.TrustStore, st *source.Stream) (err error) {
-	events, closeEvents := in.events(env)
-	defer closeEvents()
+func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profile, trust *bundle.TrustStore, st *source.Stream, rec *recoveryEnv, w *eventWriters) (err error) {
+	events := w.observer()
 	console := install.NewConsole(logWriter{env.Log}, false)
 	console.PlainInterval = 2 * time.Second
 	observe := install.Observers(
@@ -410,6 +438,21 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 		func(e install.Event) {
 			if e.Done == nil { // the flow prints its own summary
 				console.Observe(e)
+			}
+		},
+		func(e install.Event) {
+			// A step that rewrote the environment's place (the grubenv
+			// partition of a factory bundle) took the marker with it.
+			if e.StepDone == nil || !rec.hasEnv() {
+				return
+			}
+			again, err := rec.ensureMarker()
+			switch {
+			case err != nil && !unreadable(err):
+				env.Log.Printf("transaction marker: %v", err)
+			case again:
+				env.Log.Printf("bootenv %s: transaction marker set again (%s=%s) after step %d", rec.name, rec.rec.Marker, rec.rec.MarkerValue, e.StepDone.Step)
+				w.emit("bootenv", map[string]any{"bootenv": rec.name, "why": "marker", "marker": rec.rec.Marker})
 			}
 		},
 	)
@@ -440,12 +483,23 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 		Env:      cli.EnvOpener(board, r),
 		Observer: observe,
 	}
+	svInEnv := rec.hasEnv() && rec.rec.SecurityVersion != ""
+	if svInEnv {
+		f, err := in.seedSecurityVersion(env, board, rec)
+		if err != nil {
+			return flowFail("plan", install.ExitRollback, err)
+		}
+		cfg.SecurityVersionFile = f
+	}
 	if in.Install != nil {
 		in.Install(&cfg)
 	}
 	plan, err := install.NewPlan(br, cfg)
 	if err != nil {
 		return flowFail("plan", install.ExitCode(err), err)
+	}
+	if err := in.begin(env, rec, w); err != nil {
+		return flowFail("bootenv", install.ExitTargetIO, err)
 	}
 	res, err := plan.Execute(ctx)
 	if err != nil {
@@ -464,13 +518,61 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 	env.Log.Printf("%s%s %s in %.1fs: wrote %d chunks (%s), skipped %d chunks (%s), zeroed %s; security version %d",
 		MsgInstalled, m.Product, m.Version, res.Duration.Seconds(),
 		written, mbytes(res.WrittenBytes), skipped, mbytes(res.SkippedBytes), mbytes(res.ZeroedBytes), res.SecurityVersion)
+	if env.Params["hold"] == "finish" {
+		in.hold(ctx, env)
+	}
+	sv := int64(-1)
+	if svInEnv {
+		sv = int64(res.SecurityVersion)
+	}
+	if err := in.finish(env, rec, sv, w); err != nil {
+		return flowFail("bootenv", install.ExitTargetIO, err)
+	}
 	return nil
 }
 
-// events returns the Observer that writes JSON-lines events to EventsPath
-// and, with lifeboat.events=console, to the console.
-func (in *Installer) events(env *Env) (install.Observer, func()) {
+// eventWriters are where the flow's JSON-lines events go: EventsPath
+// and, with lifeboat.events=console, the console.
+type eventWriters struct {
+	mu sync.Mutex
+	ws []io.Writer
+}
+
+// observer writes the install's events.
+func (w *eventWriters) observer() install.Observer {
 	var obs []install.Observer
+	for _, x := range w.ws {
+		obs = append(obs, install.JSONLines(x))
+	}
+	return install.Observers(obs...)
+}
+
+// emit writes one event of the flow's own (reason, bootenv,
+// factory-reset) in the install events' form: "event", "time", fields.
+func (w *eventWriters) emit(kind string, fields map[string]any) {
+	if w == nil {
+		return
+	}
+	m := map[string]any{"event": kind, "time": time.Now().Format(time.RFC3339Nano)}
+	for k, v := range fields {
+		m[k] = v
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, x := range w.ws {
+		x.Write(b)
+	}
+}
+
+// eventWriters opens EventsPath (appending: one attempt after another)
+// and, with lifeboat.events=console, the console.
+func (in *Installer) eventWriters(env *Env) (*eventWriters, func()) {
+	w := &eventWriters{}
 	var closers []io.Closer
 	if p := pathOr(in.EventsPath, EventsPath); p != "-" {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -478,23 +580,23 @@ func (in *Installer) events(env *Env) (install.Observer, func()) {
 		} else if f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
 			env.Log.Printf("events: %v", err)
 		} else {
-			obs = append(obs, install.JSONLines(f))
+			w.ws = append(w.ws, f)
 			closers = append(closers, f)
 		}
 	}
 	if env.Params["events"] == "console" {
-		w := in.Console
-		if w == nil {
+		c := in.Console
+		if c == nil {
 			if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
-				w = f
+				c = f
 				closers = append(closers, f)
 			} else {
-				w = os.Stdout
+				c = os.Stdout
 			}
 		}
-		obs = append(obs, install.JSONLines(&prefixWriter{w: w, prefix: EventPrefix}))
+		w.ws = append(w.ws, &prefixWriter{w: c, prefix: EventPrefix})
 	}
-	return install.Observers(obs...), func() {
+	return w, func() {
 		for _, c := range closers {
 			c.Close()
 		}

@@ -152,7 +152,7 @@ func TestInstallerFlow(t *testing.T) {
 	}
 	got := log.String()
 	first := strings.SplitN(got, "\n", 2)[0]
-	if want := MsgReason + ReasonBlank + " (no partition table on " + f.disk + ")"; first != want {
+	if want := MsgReason + ReasonBlank + " (no partition table on " + f.disk + "); action: reinstall"; first != want {
 		t.Errorf("first line %q, want %q", first, want)
 	}
 	for _, want := range []string{
@@ -200,7 +200,7 @@ func TestInstallerFlow(t *testing.T) {
 		}
 		return out
 	}
-	want := []string{"start", "plan", "step-start", "step-done", "step-start", "step-done", "done"}
+	want := []string{"reason", "start", "plan", "step-start", "step-done", "step-start", "step-done", "done"}
 	if diff := cmp.Diff(want, kinds(fileEvents)); diff != "" {
 		t.Errorf("events file mismatch (-want +got):\n%s", diff)
 	}
@@ -234,8 +234,8 @@ func TestInstallerFlow(t *testing.T) {
 	if err := in3.Flow(context.Background(), f.env(log3, "lifeboat.url=file:"+f.bundle)); err != nil {
 		t.Fatalf("third Flow = %v; log:\n%s", err, log3)
 	}
-	if first := strings.SplitN(log3.String(), "\n", 2)[0]; first != MsgReason+ReasonRequested {
-		t.Errorf("first line on an installed disk %q, want %q", first, MsgReason+ReasonRequested)
+	if first := strings.SplitN(log3.String(), "\n", 2)[0]; first != MsgReason+ReasonRequested+"; action: reinstall" {
+		t.Errorf("first line on an installed disk %q, want %q", first, MsgReason+ReasonRequested+"; action: reinstall")
 	}
 	if !strings.Contains(log3.String(), "network: not needed (local sources only)") || f.nets.Load() != 1 {
 		t.Errorf("a file source brought the network up (%d calls):\n%s", f.nets.Load(), log3)
@@ -334,7 +334,7 @@ func TestInstallerReason(t *testing.T) {
 	in := f.installer(&bytes.Buffer{})
 	log := &lines{}
 	_ = in.Flow(context.Background(), f.env(log, `lifeboat.reason="boot count exceeded" lifeboat.url=file:/nonexistent`))
-	if first := strings.SplitN(log.String(), "\n", 2)[0]; first != MsgReason+"boot count exceeded" {
+	if first := strings.SplitN(log.String(), "\n", 2)[0]; first != MsgReason+"boot count exceeded; action: reinstall" {
 		t.Errorf("first line %q, want the command line's reason", first)
 	}
 }

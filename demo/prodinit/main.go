@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-updater/lifeboat/bootenv"
 )
 
 const (
@@ -38,6 +40,13 @@ const (
 	releaseFile = "etc/demo-release"
 	// rootPartName is the GPT partition name of the root filesystem.
 	rootPartName = "rootfs"
+	// The boot counter: the GRUB environment block's partition, its
+	// offset in it and the variable (demo.PartGRUBEnv,
+	// demo.GRUBEnvOffset, demo.GRUBCounter; this program does not import
+	// the demo package, which would bring the image builders with it).
+	grubEnvPartName = "grubenv"
+	grubEnvOffset   = 54 * 1024
+	bootCounter     = "boot_count"
 	// rootWait bounds how long the root device may take to appear: the
 	// virtio disk shows up a few ms after its module loads, a slow USB or
 	// MMC device much later.
@@ -110,11 +119,21 @@ func run(con *os.File) error {
 }
 
 // markGood tells the bootloader that this boot succeeded, so that its boot
-// counter does not fall back to the rescue. Today it only says so. The
-// boot counting scheme writes its GRUB environment variable here: the
-// 1 KiB block lies at a fixed offset (demo.GRUBEnvOffset) in the partition
-// named "grubenv", and is rewritten in place, as GRUB's save_env does.
+// counter does not fall back to the rescue: GRUB counted this boot in
+// boot_count (demo.GRUBCounter) before it started the kernel, and a boot
+// that gets here sets it back to 0. The GRUB environment block lies at a
+// fixed offset (demo.GRUBEnvOffset) in the partition named "grubenv" and
+// is rewritten in place, as GRUB's save_env does; nothing is mounted.
+// Only the counter is written, and only when it is not 0 already.
 func markGood(con *os.File) error {
+	dev, ok := lookupRoot("PARTLABEL=" + grubEnvPartName)
+	if !ok {
+		return fmt.Errorf("marking the boot good: no partition %s", grubEnvPartName)
+	}
+	st := bootenv.NewGRUBStoreAt(dev, grubEnvOffset)
+	if err := st.Apply(map[string]string{bootCounter: "0"}, nil); err != nil {
+		return fmt.Errorf("marking the boot good: %w", err)
+	}
 	fmt.Fprintln(con, "production: boot ok")
 	return nil
 }
