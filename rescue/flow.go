@@ -515,9 +515,9 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 		sync = syncFS
 	}
 	sync()
-	env.Log.Printf("%s%s %s in %.1fs: wrote %d chunks (%s), skipped %d chunks (%s), zeroed %s; security version %d",
+	env.Log.Printf("%s%s %s in %.1fs: wrote %d chunks (%s), skipped %d chunks (%s), zeroed %s; security version %d; peak memory %s",
 		MsgInstalled, m.Product, m.Version, res.Duration.Seconds(),
-		written, mbytes(res.WrittenBytes), skipped, mbytes(res.SkippedBytes), mbytes(res.ZeroedBytes), res.SecurityVersion)
+		written, mbytes(res.WrittenBytes), skipped, mbytes(res.SkippedBytes), mbytes(res.ZeroedBytes), res.SecurityVersion, peakMemory())
 	if env.Params["hold"] == "finish" {
 		in.hold(ctx, env)
 	}
@@ -680,4 +680,19 @@ func ReadEvents(r io.Reader) ([]map[string]any, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// peakMemory is this process's peak resident memory (VmHWM), for the
+// install summary: a board maker sizes the rescue's RAM from it.
+func peakMemory() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }

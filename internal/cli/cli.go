@@ -1,4 +1,5 @@
-// Package cli is the lifeboat command: install, plan and verify a bundle
+// Package cli is the lifeboat command: install, plan and verify a bundle,
+// and read or change bootloader environments (env),
 // on the device it runs on (or on any Linux host, with --target). Main is
 // all that cmd/lifeboat calls; each subcommand is a run function that
 // tests call in-process.
@@ -109,6 +110,8 @@ commands:
   install BUNDLE   check, then write the bundle to this device
   plan BUNDLE      check and print what install would write where; writes nothing
   verify BUNDLE    compare this device with the bundle, chunk by chunk
+  env print|set|unset
+                   read or change a bootloader environment (U-Boot, GRUB)
 
 BUNDLE is a file, "-" for standard input, or an http(s) URL.
 Run "lifeboat COMMAND -h" for the flags; docs/cli.md has the exit codes.
@@ -116,7 +119,7 @@ Run "lifeboat COMMAND -h" for the flags; docs/cli.md has the exit codes.
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, deps Deps) error {
 	if len(args) == 0 {
-		return usagef("no command (want install, plan or verify; see lifeboat help)")
+		return usagef("no command (want install, plan, verify or env; see lifeboat help)")
 	}
 	switch args[0] {
 	case "install", "plan", "verify":
@@ -127,7 +130,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usagef("unknown command %q (want install, plan or verify)", args[0])
+	return usagef("unknown command %q (want install, plan, verify or env)", args[0])
 }
 
 // options are the flags of install, plan and verify.
