@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/initramfs"
+	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/install/installtest"
 	"github.com/lifeboat-updater/lifeboat/internal/vm"
 )
@@ -28,17 +30,24 @@ type vmResult struct {
 	SHA256 string   `json:"sha256"`
 	Notes  []string `json:"notes"`
 	ECs    []int64  `json:"ecs"`
+	After  string   `json:"after"`
+	// Corrupted is the mark of the UBI volume "data".
+	Corrupted *bool `json:"corrupted"`
 }
 
 // vmBoard is the board profile of the VM test: nandsim's three
 // partitions as a raw target (by its MTD name), a UBI volume with a spare
-// (by "mtdN") and a whole UBI image (by path).
+// (by "mtdN"), a UBI volume updated in place, and a whole UBI image (by
+// path). "ghost" names a volume that the UBI device on mtd2 does not
+// have, and no layout makes.
 const vmBoard = `{
   "name": "test-board",
   "modules": ["zstd", "ubi", "ubifs"],
   "targets": {
     "boot":   {"mtd": "NAND simulator partition 0", "max_bad": 2},
     "rootfs": {"ubi": {"mtd": "mtd1", "volume": "rootfs", "spare": "rootfs_b"}},
+    "data":   {"ubi": {"mtd": "mtd1", "volume": "data"}},
+    "ghost":  {"ubi": {"mtd": "mtd2", "volume": "nosuch"}},
     "ubi":    {"ubi_image": "/dev/mtd2", "max_bad": 4}
   },
   "ubi": {
@@ -54,8 +63,11 @@ const vmBoard = `{
 // testdata/flashinit as PID 1, which runs `lifeboat install` twice on a
 // signed bundle that writes a raw image to nandsim's first partition, a
 // host-made UBIFS into a UBI volume (swapped with a spare) on the second,
-// and a ubinized image to the third, each with a bad block. `go test
-// -short` skips it.
+// and a ubinized image to the third, each with a bad block. Then it
+// installs a bundle whose target is a UBI volume that does not exist
+// (refused, nothing written), and cuts the stream of a bundle that updates
+// a UBI volume in place halfway through the volume's image: UBI marks the
+// volume, and a second install makes it whole. `go test -short` skips it.
 func TestVMFlashInstall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped with -short")
@@ -101,6 +113,31 @@ func TestVMFlashInstall(t *testing.T) {
 		installtest.Image{Name: "boot", Data: raw},
 		installtest.Image{Name: "rootfs", Data: ubifsData},
 		installtest.Image{Name: "ubi", Data: ubiData})
+	// The bundle that names a volume no one has, and the one that
+	// updates "data" in place; its stream is cut in the middle of the
+	// image's payload.
+	ghostBundle := installtest.Bundle(t, key, installtest.Manifest(bundle.Step{Type: bundle.StepImage, Target: "ghost", Image: "ghost"}), cs,
+		installtest.Image{Name: "ghost", Data: installtest.Data(23, cs, cs)})
+	data := image(24, 700<<10)
+	dataSum := sha256.Sum256(data)
+	dataBundle := installtest.Bundle(t, key, installtest.Manifest(bundle.Step{Type: bundle.StepImage, Target: "data", Image: "data"}), cs,
+		installtest.Image{Name: "data", Data: data})
+	cut := len(dataBundle) - len(data)/2
+	badBoard := strings.Replace(vmBoard, `{"mtd": "mtd2", "volume": "nosuch"}`, `{"mtd": "mtd1", "volume": "nosuch"}`, 1)
+	extra := map[string][]byte{"bundle-ghost": ghostBundle, "bundle-data": dataBundle, "board-bad.json": []byte(badBoard)}
+	files := []initramfs.File{{Src: filepath.Join(dir, "flash.bundle"), Dst: "bundle"}}
+	for name, b := range extra {
+		dst := name
+		if strings.HasSuffix(name, ".json") {
+			dst = "etc/lifeboat/" + name
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, initramfs.File{Src: p, Dst: dst})
+	}
+
 	bundlePath := filepath.Join(dir, "flash.bundle")
 	boardPath := filepath.Join(dir, "board.json")
 	if err := os.WriteFile(bundlePath, b, 0o644); err != nil {
@@ -118,7 +155,7 @@ func TestVMFlashInstall(t *testing.T) {
 		Modules:      []string{"nandsim", "zstd", "ubi", "ubifs"},
 		BoardProfile: boardPath,
 		Keys:         []string{key.Dir},
-		Files:        []initramfs.File{{Src: bundlePath, Dst: "bundle"}},
+		Files:        files,
 		Format:       initramfs.LZ4,
 		Output:       filepath.Join(dir, "flash.cpio.lz4"),
 	})
@@ -130,7 +167,7 @@ func TestVMFlashInstall(t *testing.T) {
 	v := vm.StartT(t, vm.Options{
 		Kernel: k.Image(),
 		Initrd: res.Output,
-		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.raw_size=%d", len(raw)),
+		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.raw_size=%d lifeboat.data_cut=%d lifeboat.data_size=%d", len(raw), cut, len(data)),
 		Memory: 512,
 	})
 	if err := v.ExpectString("flashtest: done", 3*time.Minute); err != nil {
@@ -209,6 +246,46 @@ func TestVMFlashInstall(t *testing.T) {
 	if r := got["verify"]; r.Code != 0 || !strings.Contains(r.Text, "matches the bundle") {
 		t.Errorf("lifeboat verify: exit %d, %q, %s; want a match", r.Code, r.Text, r.Err)
 	}
+
+	// A volume the profile's layout does not have: the profile is
+	// refused. One the device does not have: the plan is refused.
+	if r := got["ghost profile"]; r.Code == 0 || !strings.Contains(r.Err, `volume "nosuch" is not in the ubi layout`) {
+		t.Errorf("ghost profile: exit %d, %q; want the profile refused", r.Code, r.Err)
+	}
+	if r := got["ghost device"]; r.Code != install.ExitNoTarget || !strings.Contains(r.Err, `no UBI volume "nosuch"`) {
+		t.Errorf("ghost device: exit %d, %q; want exit %d, no UBI volume \"nosuch\"", r.Code, r.Err, install.ExitNoTarget)
+	}
+	if r := got["ghost untouched"]; r.Err != "" || r.Text == "" || r.Text != r.After {
+		t.Errorf("ghost untouched: %s; flash before:\n%s\nafter:\n%s", r.Err, r.Text, r.After)
+	}
+
+	// The cut stream leaves "data" marked; the second install repairs
+	// it.
+	if r := got["interrupted"]; r.Code != install.ExitTruncated || r.Corrupted == nil || !*r.Corrupted {
+		t.Errorf("interrupted: exit %d (%s), volume marked %v (%s); want exit %d and the volume marked", r.Code, r.Err, fmtBool(r.Corrupted), r.Text, install.ExitTruncated)
+	} else {
+		t.Logf("interrupted: exit %d: %s", r.Code, r.Err)
+	}
+	if r := got["repaired"]; r.Code != 0 || r.Corrupted == nil || *r.Corrupted || r.SHA256 != hex.EncodeToString(dataSum[:]) {
+		t.Errorf("repaired: exit %d (%s), volume marked %v, sha256 %s (%s); want exit 0, unmarked, %x", r.Code, r.Err, fmtBool(r.Corrupted), r.SHA256, r.Text, dataSum)
+	}
+}
+
+func fmtBool(b *bool) string {
+	if b == nil {
+		return "(no volume)"
+	}
+	return fmt.Sprint(*b)
+}
+
+// image returns n random bytes.
+func image(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }
 
 func mustRun(t *testing.T, name string, args ...string) {

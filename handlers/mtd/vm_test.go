@@ -30,6 +30,7 @@ type vmResult struct {
 	SHA256 string        `json:"sha256"`
 	Path   string        `json:"path"`
 	ECC    *mtd.ECCStats `json:"ecc"`
+	Text   string        `json:"text"`
 }
 
 // TestVMFlash boots the pinned Debian kernel in QEMU with

@@ -6,7 +6,9 @@
 // install it checks what the flash holds: the raw MTD partition's good
 // blocks (SHA-256), the UBI volume "rootfs" and the whole UBI image
 // (mounted as UBIFS, one file read), and the UBI image's erase counters.
-// Then it runs `lifeboat verify`. It prints one JSON line per step,
+// Then it runs `lifeboat verify`, installs a bundle whose target names a
+// UBI volume that does not exist (refused, nothing changed), and
+// interrupts an in-place UBI volume update then installs again. It prints one JSON line per step,
 // "flashtest: {...}", then "flashtest: done", and powers off.
 package main
 
@@ -17,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +52,9 @@ type result struct {
 	SHA256 string   `json:"sha256,omitempty"`
 	Notes  []string `json:"notes,omitempty"`
 	ECs    []int64  `json:"ecs,omitempty"`
+	After  string   `json:"after,omitempty"` // a snapshot after, Text's before
+	// Corrupted is the volume "data"'s mark (nil: not found).
+	Corrupted *bool `json:"corrupted,omitempty"`
 }
 
 func report(env *rescue.Env, r result, err error) {
@@ -112,6 +118,127 @@ func run(ctx context.Context, env *rescue.Env) {
 	code := cli.Main(ctx, []string{"verify", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys",
 		"--progress", "none", "/bundle"}, nil, &stdout, &stderr)
 	report(env, result{Step: "verify", Code: code, Text: strings.TrimSpace(stdout.String()), Err: strings.TrimSpace(stderr.String())}, nil)
+
+	missingVolume(ctx, env)
+	interrupted(ctx, env)
+}
+
+// missingVolume installs /bundle-ghost, whose one step names a UBI volume
+// that neither the board profile's layout (board-bad.json: the profile
+// is refused) nor the UBI device on mtd2 (board.json: the plan is
+// refused) has. Nothing on the flash may change.
+func missingVolume(ctx context.Context, env *rescue.Env) {
+	before, err := snapshot()
+	if err != nil {
+		report(env, result{Step: "snapshot"}, err)
+		return
+	}
+	for _, c := range []struct{ step, board string }{
+		{"ghost profile", "/etc/lifeboat/board-bad.json"},
+		{"ghost device", "/etc/lifeboat/board.json"},
+	} {
+		code, _, stderr := lifeboat(ctx, nil, "install", "--board", c.board, "--keys", "/etc/lifeboat/keys", "--progress", "none", "/bundle-ghost")
+		report(env, result{Step: c.step, Code: code, Err: stderr}, nil)
+	}
+	after, err := snapshot()
+	report(env, result{Step: "ghost untouched", Text: before, After: after}, err)
+}
+
+// snapshot describes every attached UBI device's volumes and the raw
+// partition's bytes.
+func snapshot() (string, error) {
+	var b strings.Builder
+	for mtdNum := 0; mtdNum < 3; mtdNum++ {
+		n, ok := ubi.Sysfs(ubi.SysClassUBI).Attached(mtdNum)
+		if !ok {
+			continue
+		}
+		vols, err := ubi.Sysfs(ubi.SysClassUBI).Volumes(n)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "mtd%d: %+v\n", mtdNum, vols)
+	}
+	sum, err := rawSum(3 << 20) // mtd0 has 31 good blocks
+	fmt.Fprintf(&b, "mtd0: %s\n", sum)
+	return b.String(), err
+}
+
+// interrupted installs /bundle-data, whose one step updates the UBI
+// volume "data" in place, from a stream that stops after
+// lifeboat.data_cut bytes, inside the volume's image: the update is left
+// half done, and UBI marks the volume. Then it installs the whole bundle
+// again, which must leave the volume whole (lifeboat.data_size bytes) and
+// unmarked.
+func interrupted(ctx context.Context, env *rescue.Env) {
+	cut, err1 := strconv.ParseInt(env.Params["data_cut"], 10, 64)
+	size, err2 := strconv.ParseInt(env.Params["data_size"], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		report(env, result{Step: "data params"}, err)
+		return
+	}
+	f, err := os.Open("/bundle-data")
+	if err != nil {
+		report(env, result{Step: "open bundle-data"}, err)
+		return
+	}
+	defer f.Close()
+	args := []string{"install", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys", "--progress", "none"}
+	code, _, stderr := lifeboat(ctx, io.LimitReader(f, cut), append(args, "-")...)
+	r := dataVolume(size)
+	r.Step, r.Code, r.Err = "interrupted", code, stderr
+	report(env, r, nil)
+
+	code, _, stderr = lifeboat(ctx, nil, append(args, "/bundle-data")...)
+	r = dataVolume(size)
+	r.Step, r.Code, r.Err = "repaired", code, stderr
+	report(env, r, nil)
+}
+
+// dataVolume reads the volume "data" of the UBI device on mtd1: whether
+// it is marked, and the SHA-256 of its first size bytes.
+func dataVolume(size int64) result {
+	r := result{}
+	n, ok := ubi.Sysfs(ubi.SysClassUBI).Attached(1)
+	if !ok {
+		r.Text = "mtd1 is not attached to UBI"
+		return r
+	}
+	vols, err := ubi.Sysfs(ubi.SysClassUBI).Volumes(n)
+	if err != nil {
+		r.Text = err.Error()
+		return r
+	}
+	for _, v := range vols {
+		if v.Name != "data" {
+			continue
+		}
+		r.Corrupted = &v.Corrupted
+		f, err := os.Open(fmt.Sprintf("/dev/ubi%d_%d", n, v.ID))
+		if err != nil {
+			r.Text = err.Error()
+			return r
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, io.LimitReader(f, size)); err != nil {
+			// A volume with its update marker set cannot be read.
+			r.Text = err.Error()
+			return r
+		}
+		r.SHA256 = hex.EncodeToString(h.Sum(nil))
+		return r
+	}
+	r.Text = "no volume data"
+	return r
+}
+
+// lifeboat runs the command line in-process and returns its exit code,
+// standard output and standard error.
+func lifeboat(ctx context.Context, stdin io.Reader, args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(ctx, args, stdin, &stdout, &stderr)
+	return code, strings.TrimSpace(stdout.String()), strings.TrimSpace(stderr.String())
 }
 
 // install runs `lifeboat install` and reports its exit code and the

@@ -1,0 +1,235 @@
+// Command benchinit is the PID 1 of the raw flash benchmark
+// (TestVMFlashBench). On the rescue platform it reads the image on
+// /dev/vda (lifeboat.img_size bytes) into memory and a file, /img.bin,
+// then writes it to nandsim (mtd0: 64 MiB raw, mtd1: 128 MiB for UBI)
+// with package mtd's Writer (read-back on and off, and again unchanged)
+// and mtd-utils' flash_erase + nandwrite, and into a UBI volume with
+// UpdateVolume and mtd-utils' ubiupdatevol, lifeboat.rounds times each,
+// taking turns. It prints one JSON line per run, "flashbench: {...}",
+// then "flashbench: done", and powers off. The mtd-utils binaries and
+// their libraries are in the image, under /usr/sbin and /lib.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
+	"github.com/lifeboat-updater/lifeboat/handlers/ubi"
+	"github.com/lifeboat-updater/lifeboat/rescue"
+	"github.com/u-root/u-root/pkg/kmodule"
+	"golang.org/x/sys/unix"
+)
+
+const nandsimParams = "id_bytes=0x20,0xaa,0x00,0x15 parts=512,1024"
+
+func main() {
+	rescue.Run(rescue.Config{Flow: flow})
+}
+
+type result struct {
+	Step    string  `json:"step"`
+	Round   int     `json:"round,omitempty"`
+	Err     string  `json:"err,omitempty"`
+	Seconds float64 `json:"seconds,omitempty"`
+	Bytes   int64   `json:"bytes,omitempty"`
+	SHA256  string  `json:"sha256,omitempty"`
+	Text    string  `json:"text,omitempty"`
+}
+
+func report(env *rescue.Env, r result, err error) {
+	if err != nil {
+		r.Err = err.Error()
+	}
+	b, _ := json.Marshal(r)
+	env.Log.Printf("flashbench: %s", b)
+	env.Alive()
+}
+
+func flow(ctx context.Context, env *rescue.Env) error {
+	run(env)
+	env.Log.Printf("flashbench: done")
+	unix.Sync()
+	return env.PowerOff()
+}
+
+func run(env *rescue.Env) {
+	size, err := strconv.ParseInt(env.Params["img_size"], 10, 64)
+	if err != nil {
+		report(env, result{Step: "img_size"}, err)
+		return
+	}
+	rounds, err := strconv.Atoi(env.Params["rounds"])
+	if err != nil || rounds < 1 {
+		rounds = 1
+	}
+	waitFor(env, "/dev/vda")
+	f, err := os.Open("/dev/vda")
+	if err != nil {
+		report(env, result{Step: "open image"}, err)
+		return
+	}
+	img := make([]byte, size)
+	_, err = io.ReadFull(f, img)
+	f.Close()
+	if err == nil {
+		err = os.WriteFile("/img.bin", img, 0o644)
+	}
+	if err != nil {
+		report(env, result{Step: "read image"}, err)
+		return
+	}
+	sum := sha256.Sum256(img)
+	want := hex.EncodeToString(sum[:])
+	if err := kmodule.Probe("nandsim", nandsimParams); err != nil {
+		report(env, result{Step: "modprobe nandsim"}, err)
+		return
+	}
+	raw, err := mtd.Open("mtd0", true)
+	if err != nil {
+		report(env, result{Step: "open mtd0"}, err)
+		return
+	}
+	defer raw.Close()
+	es := raw.Info().EraseSize
+	blocks := (size + es - 1) / es
+
+	for round := 1; round <= rounds; round++ {
+		timed(env, "mtd Writer, read-back", round, size, func() error {
+			_, err := mtd.WriteImage(raw, bytes.NewReader(img), mtd.Options{Size: size, Rewrite: true})
+			return err
+		})
+		timed(env, "mtd Writer, unchanged", round, size, func() error {
+			st, err := mtd.WriteImage(raw, bytes.NewReader(img), mtd.Options{Size: size})
+			if err == nil && st.Unchanged != st.Blocks {
+				err = fmt.Errorf("%d of %d blocks unchanged", st.Unchanged, st.Blocks)
+			}
+			return err
+		})
+		timed(env, "mtd Writer, no read-back", round, size, func() error {
+			_, err := mtd.WriteImage(raw, bytes.NewReader(img), mtd.Options{Size: size, Rewrite: true, NoVerify: true})
+			return err
+		})
+		timed(env, "flash_erase + nandwrite", round, size, func() error {
+			if err := command("/usr/sbin/flash_erase", "-q", "/dev/mtd0", "0", fmt.Sprint(blocks)); err != nil {
+				return err
+			}
+			return command("/usr/sbin/nandwrite", "-q", "-p", "/dev/mtd0", "/img.bin")
+		})
+		s, err := hashMTD(raw, size)
+		report(env, result{Step: "nandwrite content", Round: round, SHA256: s, Text: want}, err)
+	}
+
+	num, err := ubi.AttachMTD(1, ubi.AttachOptions{})
+	if err != nil {
+		report(env, result{Step: "attach"}, err)
+		return
+	}
+	d, err := ubi.OpenDevice(num)
+	if err != nil {
+		report(env, result{Step: "open ubi"}, err)
+		return
+	}
+	defer d.Close()
+	id, err := d.MakeVolume(ubi.VolumeSpec{Name: "bench", ID: ubi.AutoID, Size: size + 4<<20})
+	if err != nil {
+		report(env, result{Step: "mkvol"}, err)
+		return
+	}
+	vol := d.VolumePath(id)
+	for round := 1; round <= rounds; round++ {
+		timed(env, "ubi UpdateVolume (read-back)", round, size, func() error {
+			return d.UpdateVolume(id, size, bytes.NewReader(img))
+		})
+		// Where UpdateVolume's time goes: the bare update (what
+		// ubiupdatevol does), and hashing the image once.
+		timed(env, "UBI_IOCVOLUP + write (Go, no read-back)", round, size, func() error {
+			return bareUpdate(vol, img)
+		})
+		timed(env, "SHA-256 of the image (Go, CPU only)", round, size, func() error {
+			sha256.Sum256(img)
+			return nil
+		})
+		timed(env, "ubiupdatevol", round, size, func() error {
+			return command("/usr/sbin/ubiupdatevol", vol, "/img.bin")
+		})
+		s, err := hashFile(vol, size)
+		report(env, result{Step: "ubiupdatevol content", Round: round, SHA256: s, Text: want}, err)
+	}
+}
+
+func timed(env *rescue.Env, step string, round int, size int64, f func() error) {
+	start := time.Now()
+	err := f()
+	report(env, result{Step: step, Round: round, Seconds: time.Since(start).Seconds(), Bytes: size}, err)
+}
+
+// bareUpdate is a volume update with nothing around it.
+func bareUpdate(path string, img []byte) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n := int64(len(img))
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(unix.UBI_IOCVOLUP), uintptr(unsafe.Pointer(&n))); e != 0 {
+		return e
+	}
+	const leb = 129024
+	for off := 0; off < len(img); off += leb {
+		if _, err := f.Write(img[off:min(len(img), off+leb)]); err != nil {
+			return err
+		}
+	}
+	return f.Close()
+}
+
+func command(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", name, err, out)
+	}
+	return nil
+}
+
+func hashMTD(d *mtd.Dev, size int64) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(d, 0, size)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func hashFile(path string, size int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, size)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func waitFor(env *rescue.Env, path string) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		env.Alive()
+		time.Sleep(50 * time.Millisecond)
+	}
+	env.Log.Printf("flashbench: %s did not appear", path)
+}

@@ -1,0 +1,160 @@
+package ubi_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-updater/lifeboat/initramfs"
+	"github.com/lifeboat-updater/lifeboat/internal/vm"
+)
+
+// benchResult is a line testdata/benchinit prints.
+type benchResult struct {
+	Step    string  `json:"step"`
+	Round   int     `json:"round"`
+	Err     string  `json:"err"`
+	Seconds float64 `json:"seconds"`
+	Bytes   int64   `json:"bytes"`
+	SHA256  string  `json:"sha256"`
+	Text    string  `json:"text"`
+}
+
+// TestVMFlashBench measures, in one VM on nandsim, how fast package mtd's
+// Writer and UpdateVolume put an image on flash, next to mtd-utils'
+// flash_erase + nandwrite and ubiupdatevol on the same image, and prints
+// a table of MB/s (the best and the median of the rounds). It runs only
+// with LIFEBOAT_BENCH=1 (bench/flash.sh sets it); LIFEBOAT_BENCH_MB sets
+// the image's size (default 32) and LIFEBOAT_BENCH_ROUNDS the rounds
+// (default 3).
+func TestVMFlashBench(t *testing.T) {
+	if testing.Short() || os.Getenv("LIFEBOAT_BENCH") == "" {
+		t.Skip("a benchmark: set LIFEBOAT_BENCH=1 (bench/flash.sh)")
+	}
+	mb := envInt(t, "LIFEBOAT_BENCH_MB", 32)
+	rounds := envInt(t, "LIFEBOAT_BENCH_ROUNDS", 3)
+	var files []initramfs.File
+	for _, tool := range []string{"flash_erase", "nandwrite", "ubiupdatevol"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s not installed (Debian package mtd-utils): %v", tool, err)
+		}
+		files = append(files, initramfs.File{Src: p, Dst: "usr/sbin/" + tool})
+	}
+	// The tools' shared libraries, as ldd lists them (libc and the
+	// loader), at the paths the loader looks for them.
+	for _, lib := range []string{"/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"} {
+		src, err := filepath.EvalSymlinks(lib)
+		if err != nil {
+			t.Skipf("%s: %v", lib, err)
+		}
+		files = append(files, initramfs.File{Src: src, Dst: strings.TrimPrefix(lib, "/")})
+	}
+
+	k := vm.DebianKernel(t)
+	dir := t.TempDir()
+	size := mb << 20
+	img := make([]byte, size)
+	r := rand.New(rand.NewPCG(3, 3))
+	for i := range img {
+		img[i] = byte(r.Uint32())
+	}
+	sum := sha256.Sum256(img)
+	imgPath := filepath.Join(dir, "image.img")
+	if err := os.WriteFile(imgPath, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := initramfs.Build(context.Background(), initramfs.Options{
+		Init:         "./testdata/benchinit",
+		KernelDir:    k.Root,
+		KVer:         k.KVer,
+		Modules:      []string{"virtio_pci", "virtio_blk", "nandsim", "zstd", "ubi", "ubifs"},
+		BoardProfile: filepath.Join("testdata", "board.json"),
+		Files:        files,
+		Format:       initramfs.LZ4,
+		Output:       filepath.Join(dir, "bench.cpio.lz4"),
+	})
+	if err != nil {
+		t.Fatalf("initramfs.Build() = %v", err)
+	}
+	v := vm.StartT(t, vm.Options{
+		Kernel: k.Image(),
+		Initrd: res.Output,
+		Memory: 256 + 2*mb,
+		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.img_size=%d lifeboat.rounds=%d", size, rounds),
+		Drives: []vm.Drive{{Path: imgPath, ReadOnly: true}},
+	})
+	if err := v.ExpectString("flashbench: done", 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.WaitTimeout(time.Minute); err != nil {
+		t.Errorf("QEMU did not power off: %v", err)
+	}
+
+	runs := map[string][]float64{}
+	var order []string
+	sc := bufio.NewScanner(strings.NewReader(v.Console()))
+	for sc.Scan() {
+		_, js, ok := strings.Cut(sc.Text(), "flashbench: {")
+		if !ok {
+			continue
+		}
+		var r benchResult
+		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
+			t.Fatalf("console line %q: %v", sc.Text(), err)
+		}
+		if r.Err != "" {
+			t.Errorf("%s (round %d): %s", r.Step, r.Round, r.Err)
+			continue
+		}
+		if strings.HasSuffix(r.Step, " content") {
+			if r.SHA256 != hex.EncodeToString(sum[:]) {
+				t.Errorf("%s (round %d): sha256 %s, want %x", r.Step, r.Round, r.SHA256, sum)
+			}
+			continue
+		}
+		if r.Seconds <= 0 {
+			continue
+		}
+		if _, ok := runs[r.Step]; !ok {
+			order = append(order, r.Step)
+		}
+		runs[r.Step] = append(runs[r.Step], float64(r.Bytes)/1e6/r.Seconds)
+	}
+	if len(order) == 0 {
+		t.Fatal("no run reported")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d MiB image on nandsim (2 KiB pages, 128 KiB blocks), %d rounds, QEMU TCG\n", mb, rounds)
+	fmt.Fprintf(&b, "| write | best MB/s | median MB/s |\n|---|---|---|\n")
+	for _, step := range order {
+		xs := runs[step]
+		sort.Float64s(xs)
+		fmt.Fprintf(&b, "| %s | %.1f | %.1f |\n", step, xs[len(xs)-1], xs[len(xs)/2])
+	}
+	t.Logf("MEASURE flash throughput:\n%s", b.String())
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, s)
+	}
+	return n
+}
