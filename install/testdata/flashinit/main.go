@@ -14,25 +14,19 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/ubi"
 	"github.com/lifeboat-updater/lifeboat/internal/cli"
-	"github.com/lifeboat-updater/lifeboat/rescue"
-	"github.com/u-root/u-root/pkg/kmodule"
-	"golang.org/x/sys/unix"
+	"github.com/lifeboat-updater/lifeboat/internal/vm/guest"
 )
 
 // Partitions in erase blocks of 128 KiB: mtd0 4 MiB (raw), mtd1 32 MiB
@@ -41,7 +35,7 @@ import (
 const nandsimParams = "id_bytes=0x20,0xaa,0x00,0x15 badblocks=5,40,290 parts=32,256,128"
 
 func main() {
-	rescue.Run(rescue.Config{Flow: flow})
+	guest.Run("flashtest", run)
 }
 
 type result struct {
@@ -57,91 +51,72 @@ type result struct {
 	Corrupted *bool `json:"corrupted,omitempty"`
 }
 
-func report(env *rescue.Env, r result, err error) {
+func run(g *guest.Guest) {
+	rawSize, err := g.Int("raw_size")
 	if err != nil {
-		r.Err = err.Error()
-	}
-	b, _ := json.Marshal(r)
-	env.Log.Printf("flashtest: %s", b)
-	env.Alive()
-}
-
-func flow(ctx context.Context, env *rescue.Env) error {
-	run(ctx, env)
-	env.Log.Printf("flashtest: done")
-	unix.Sync()
-	return env.PowerOff()
-}
-
-func run(ctx context.Context, env *rescue.Env) {
-	rawSize, err := strconv.ParseInt(env.Params["raw_size"], 10, 64)
-	if err != nil {
-		report(env, result{Step: "raw_size"}, err)
+		g.Report(result{Step: "raw_size"}, err)
 		return
 	}
-	for _, m := range []struct{ name, params string }{{"nandsim", nandsimParams}} {
-		if err := kmodule.Probe(m.name, m.params); err != nil {
-			report(env, result{Step: "modprobe " + m.name}, err)
-			return
-		}
+	if err := g.Modprobe("nandsim", nandsimParams); err != nil {
+		g.Report(result{Step: "modprobe nandsim"}, err)
+		return
 	}
 	for round := 1; round <= 2; round++ {
 		r := fmt.Sprintf("install %d", round)
-		if !install(ctx, env, r) {
+		if !install(g, r) {
 			return
 		}
 		sum, err := rawSum(rawSize)
-		report(env, result{Step: r + " raw", SHA256: sum}, err)
+		g.Report(result{Step: r + " raw", SHA256: sum}, err)
 
 		// The volume: UBI on mtd1 was attached by the install.
 		n, ok := ubi.Sysfs(ubi.SysClassUBI).Attached(1)
 		if !ok {
-			report(env, result{Step: r + " volume"}, fmt.Errorf("mtd1 is not attached to UBI"))
+			g.Report(result{Step: r + " volume"}, fmt.Errorf("mtd1 is not attached to UBI"))
 			return
 		}
-		text, err := mountRead(fmt.Sprintf("ubi%d:rootfs", n))
-		report(env, result{Step: r + " volume", Text: text}, err)
+		text, err := readHello(n)
+		g.Report(result{Step: r + " volume", Text: text}, err)
 
 		// The whole image: its erase counters, then attach and mount.
 		ecs, err := scanECs()
-		report(env, result{Step: r + " ecs", ECs: ecs}, err)
+		g.Report(result{Step: r + " ecs", ECs: ecs}, err)
 		m, err := ubi.AttachMTD(2, ubi.AttachOptions{})
 		if err != nil {
-			report(env, result{Step: r + " image"}, err)
+			g.Report(result{Step: r + " image"}, err)
 			return
 		}
-		text, err = mountRead(fmt.Sprintf("ubi%d:rootfs", m))
+		text, err = readHello(m)
 		// Left attached: the next install must detach it.
-		report(env, result{Step: r + " image", Text: text}, err)
+		g.Report(result{Step: r + " image", Text: text}, err)
 	}
-	var stdout, stderr bytes.Buffer
-	code := cli.Main(ctx, []string{"verify", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys",
-		"--progress", "none", "/bundle"}, nil, &stdout, &stderr)
-	report(env, result{Step: "verify", Code: code, Text: strings.TrimSpace(stdout.String()), Err: strings.TrimSpace(stderr.String())}, nil)
+	code, stdout, stderr := g.Call(cli.Main, nil, "verify", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys",
+		"--progress", "none", "/bundle")
+	g.Report(result{Step: "verify", Code: code, Text: stdout, Err: stderr}, nil)
 
-	missingVolume(ctx, env)
-	interrupted(ctx, env)
+	missingVolume(g)
+	interrupted(g)
 }
 
 // missingVolume installs /bundle-ghost, whose one step names a UBI volume
 // that neither the board profile's layout (board-bad.json: the profile
 // is refused) nor the UBI device on mtd2 (board.json: the plan is
 // refused) has. Nothing on the flash may change.
-func missingVolume(ctx context.Context, env *rescue.Env) {
+func missingVolume(g *guest.Guest) {
 	before, err := snapshot()
 	if err != nil {
-		report(env, result{Step: "snapshot"}, err)
+		g.Report(result{Step: "snapshot"}, err)
 		return
 	}
 	for _, c := range []struct{ step, board string }{
 		{"ghost profile", "/etc/lifeboat/board-bad.json"},
 		{"ghost device", "/etc/lifeboat/board.json"},
 	} {
-		code, _, stderr := lifeboat(ctx, nil, "install", "--board", c.board, "--keys", "/etc/lifeboat/keys", "--progress", "none", "/bundle-ghost")
-		report(env, result{Step: c.step, Code: code, Err: stderr}, nil)
+		code, _, stderr := g.Call(cli.Main, nil, "install", "--board", c.board, "--keys", "/etc/lifeboat/keys", "--progress", "none", "/bundle-ghost")
+		g.Report(result{Step: c.step, Code: code, Err: stderr}, nil)
 	}
 	after, err := snapshot()
-	report(env, result{Step: "ghost untouched", Text: before, After: after}, err)
+	g.Report(result{Step: "ghost untouched", Text: before, After: after}, err)
 }
 
 // snapshot describes every attached UBI device's volumes and the raw
@@ -170,88 +145,52 @@ func snapshot() (string, error) {
 // half done, and UBI marks the volume. Then it installs the whole bundle
 // again, which must leave the volume whole (lifeboat.data_size bytes) and
 // unmarked.
-func interrupted(ctx context.Context, env *rescue.Env) {
-	cut, err1 := strconv.ParseInt(env.Params["data_cut"], 10, 64)
-	size, err2 := strconv.ParseInt(env.Params["data_size"], 10, 64)
+func interrupted(g *guest.Guest) {
+	cut, err1 := g.Int("data_cut")
+	size, err2 := g.Int("data_size")
 	if err := errors.Join(err1, err2); err != nil {
-		report(env, result{Step: "data params"}, err)
+		g.Report(result{Step: "data params"}, err)
 		return
 	}
 	f, err := os.Open("/bundle-data")
 	if err != nil {
-		report(env, result{Step: "open bundle-data"}, err)
+		g.Report(result{Step: "open bundle-data"}, err)
 		return
 	}
 	defer f.Close()
 	args := []string{"install", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys", "--progress", "none"}
-	code, _, stderr := lifeboat(ctx, io.LimitReader(f, cut), append(args, "-")...)
+	code, _, stderr := g.Call(cli.Main, io.LimitReader(f, cut), append(args, "-")...)
 	r := dataVolume(size)
 	r.Step, r.Code, r.Err = "interrupted", code, stderr
-	report(env, r, nil)
+	g.Report(r, nil)
 
-	code, _, stderr = lifeboat(ctx, nil, append(args, "/bundle-data")...)
+	code, _, stderr = g.Call(cli.Main, nil, append(args, "/bundle-data")...)
 	r = dataVolume(size)
 	r.Step, r.Code, r.Err = "repaired", code, stderr
-	report(env, r, nil)
+	g.Report(r, nil)
 }
 
 // dataVolume reads the volume "data" of the UBI device on mtd1: whether
 // it is marked, and the SHA-256 of its first size bytes.
 func dataVolume(size int64) result {
-	r := result{}
-	n, ok := ubi.Sysfs(ubi.SysClassUBI).Attached(1)
-	if !ok {
-		r.Text = "mtd1 is not attached to UBI"
-		return r
-	}
-	vols, err := ubi.Sysfs(ubi.SysClassUBI).Volumes(n)
+	corrupted, sum, err := guest.UBIVolume(1, "data", size)
+	r := result{Corrupted: corrupted, SHA256: sum}
 	if err != nil {
-		r.Text = err.Error()
-		return r
+		r.Text = err.Error() // a marked volume cannot be read
 	}
-	for _, v := range vols {
-		if v.Name != "data" {
-			continue
-		}
-		r.Corrupted = &v.Corrupted
-		f, err := os.Open(fmt.Sprintf("/dev/ubi%d_%d", n, v.ID))
-		if err != nil {
-			r.Text = err.Error()
-			return r
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, io.LimitReader(f, size)); err != nil {
-			// A volume with its update marker set cannot be read.
-			r.Text = err.Error()
-			return r
-		}
-		r.SHA256 = hex.EncodeToString(h.Sum(nil))
-		return r
-	}
-	r.Text = "no volume data"
 	return r
-}
-
-// lifeboat runs the command line in-process and returns its exit code,
-// standard output and standard error.
-func lifeboat(ctx context.Context, stdin io.Reader, args ...string) (int, string, string) {
-	var stdout, stderr bytes.Buffer
-	code := cli.Main(ctx, args, stdin, &stdout, &stderr)
-	return code, strings.TrimSpace(stdout.String()), strings.TrimSpace(stderr.String())
 }
 
 // install runs `lifeboat install` and reports its exit code and the
 // notes of its steps.
-func install(ctx context.Context, env *rescue.Env, step string) bool {
-	var stdout, stderr bytes.Buffer
+func install(g *guest.Guest, step string) bool {
 	events := "/tmp/events.jsonl"
 	start := time.Now()
-	code := cli.Main(ctx, []string{"install", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys",
-		"--progress", "none", "--events", events, "/bundle"}, nil, &stdout, &stderr)
-	r := result{Step: step, Code: code, Text: time.Since(start).Round(time.Millisecond).String()}
+	code, _, stderr := g.Call(cli.Main, nil, "install", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys",
+		"--progress", "none", "--events", events, "/bundle")
+	r := result{Step: step, Code: code, Text: guest.Took(start)}
 	if code != 0 {
-		r.Err = strings.TrimSpace(stderr.String())
+		r.Err = stderr
 	}
 	f, err := os.Open(events)
 	if err == nil {
@@ -268,7 +207,7 @@ func install(ctx context.Context, env *rescue.Env, step string) bool {
 		}
 		f.Close()
 	}
-	report(env, r, nil)
+	g.Report(r, nil)
 	return code == 0
 }
 
@@ -279,25 +218,7 @@ func rawSum(size int64) (string, error) {
 		return "", err
 	}
 	defer d.Close()
-	es := d.Info().EraseSize
-	h := sha256.New()
-	buf := make([]byte, es)
-	for off := int64(0); size > 0; off += es {
-		bad, err := d.IsBad(off)
-		if err != nil {
-			return "", err
-		}
-		if bad {
-			continue
-		}
-		if _, err := d.ReadAt(buf, off); err != nil {
-			return "", err
-		}
-		k := min(size, es)
-		h.Write(buf[:k])
-		size -= k
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return guest.GoodBlocksSHA256(d, size, 0)
 }
 
 func scanECs() ([]int64, error) {
@@ -310,19 +231,13 @@ func scanECs() ([]int64, error) {
 	return ecs, err
 }
 
-func mountRead(src string) (string, error) {
-	if err := os.MkdirAll("/mnt", 0o755); err != nil {
-		return "", err
-	}
-	if err := unix.Mount(src, "/mnt", "ubifs", unix.MS_RDONLY, ""); err != nil {
-		return "", fmt.Errorf("mount %s: %w", src, err)
-	}
-	defer unix.Unmount("/mnt", 0)
-	f, err := os.Open("/mnt/hello.txt")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	return string(b), err
+// readHello mounts the UBIFS in UBI device num's volume "rootfs" and
+// returns its hello.txt.
+func readHello(num int) (text string, err error) {
+	err = guest.Mount(fmt.Sprintf("ubi%d:rootfs", num), "ubifs", func(dir string) error {
+		b, err := os.ReadFile(filepath.Join(dir, "hello.txt"))
+		text = string(b)
+		return err
+	})
+	return text, err
 }

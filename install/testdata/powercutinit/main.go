@@ -20,30 +20,23 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
+	"path/filepath"
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/ubi"
 	"github.com/lifeboat-updater/lifeboat/internal/cli"
-	"github.com/lifeboat-updater/lifeboat/rescue"
-	"github.com/u-root/u-root/pkg/kmodule"
+	"github.com/lifeboat-updater/lifeboat/internal/vm/guest"
 	"golang.org/x/sys/unix"
 )
 
 const flashName = "block2mtd: /dev/vda"
 
 func main() {
-	rescue.Run(rescue.Config{Flow: flow})
+	guest.Run("powercut", run)
 }
 
 type result struct {
@@ -55,44 +48,28 @@ type result struct {
 	Text      string `json:"text,omitempty"`
 }
 
-func report(env *rescue.Env, r result, err error) {
+func run(g *guest.Guest) {
+	size, err := g.Int("size")
 	if err != nil {
-		r.Err = err.Error()
-	}
-	b, _ := json.Marshal(r)
-	env.Log.Printf("powercut: %s", b)
-	env.Alive()
-}
-
-func flow(ctx context.Context, env *rescue.Env) error {
-	run(ctx, env)
-	env.Log.Printf("powercut: done")
-	unix.Sync()
-	return env.PowerOff()
-}
-
-func run(ctx context.Context, env *rescue.Env) {
-	size, err := strconv.ParseInt(env.Params["size"], 10, 64)
-	if err != nil {
-		report(env, result{Step: "size"}, err)
+		g.Report(result{Step: "size"}, err)
 		return
 	}
-	waitFor(env, "/dev/vda")
-	if err := kmodule.Probe("block2mtd", "block2mtd=/dev/vda,131072"); err != nil {
-		report(env, result{Step: "modprobe block2mtd"}, err)
+	g.WaitFor("/dev/vda")
+	if err := g.Modprobe("block2mtd", "block2mtd=/dev/vda,131072"); err != nil {
+		g.Report(result{Step: "modprobe block2mtd"}, err)
 		return
 	}
 	args := []string{"install", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys", "--progress", "none"}
-	switch env.Params["phase"] {
+	switch g.Env.Params["phase"] {
 	case "cut":
-		cut, err := strconv.ParseInt(env.Params["cut"], 10, 64)
+		cut, err := g.Int("cut")
 		if err != nil {
-			report(env, result{Step: "cut"}, err)
+			g.Report(result{Step: "cut"}, err)
 			return
 		}
 		f, err := os.Open("/bundle")
 		if err != nil {
-			report(env, result{Step: "open bundle"}, err)
+			g.Report(result{Step: "open bundle"}, err)
 			return
 		}
 		r := &cutReader{r: io.LimitReader(f, cut), at: func() {
@@ -100,33 +77,30 @@ func run(ctx context.Context, env *rescue.Env) {
 			// power goes.
 			time.Sleep(2 * time.Second)
 			unix.Sync()
-			env.Log.Printf("powercut: cut")
+			g.Printf("cut")
 		}}
-		code, _, stderr := lifeboat(ctx, r, append(args, "-")...)
-		report(env, result{Step: "install returned", Code: code, Err: stderr}, nil)
+		code, _, stderr := g.Call(cli.Main, r, append(args, "-")...)
+		g.Report(result{Step: "install returned", Code: code, Err: stderr}, nil)
 	case "repair":
-		path, err := mtd.Lookup(flashName)
+		n, err := flashIndex()
 		if err == nil {
-			var n int
-			if n, err = mtd.Index(path); err == nil {
-				_, err = ubi.AttachMTD(n, ubi.AttachOptions{})
-			}
+			_, err = ubi.AttachMTD(n, ubi.AttachOptions{})
 		}
 		if err != nil {
-			report(env, result{Step: "attach"}, err)
+			g.Report(result{Step: "attach"}, err)
 			return
 		}
 		r := volume(size)
 		r.Step = "after the cut"
-		report(env, r, nil)
-		code, _, stderr := lifeboat(ctx, nil, append(args, "/bundle")...)
+		g.Report(r, nil)
+		code, _, stderr := g.Call(cli.Main, nil, append(args, "/bundle")...)
 		r = volume(size)
 		r.Step, r.Code, r.Err = "repaired", code, stderr
-		report(env, r, nil)
+		g.Report(r, nil)
 		text, err := mountRead()
-		report(env, result{Step: "mount", Text: text}, err)
+		g.Report(result{Step: "mount", Text: text}, err)
 	default:
-		report(env, result{Step: "phase"}, fmt.Errorf("lifeboat.phase=%q, want cut or repair", env.Params["phase"]))
+		g.Report(result{Step: "phase"}, fmt.Errorf("lifeboat.phase=%q, want cut or repair", g.Env.Params["phase"]))
 	}
 }
 
@@ -153,80 +127,39 @@ func (c *cutReader) Read(p []byte) (int, error) {
 // volume reports the UBI volume "rootfs" of the block2mtd flash.
 func volume(size int64) result {
 	r := result{}
-	path, err := mtd.Lookup(flashName)
+	idx, err := flashIndex()
+	if err == nil {
+		r.Corrupted, r.SHA256, err = guest.UBIVolume(idx, "rootfs", size)
+	}
 	if err != nil {
-		r.Text = err.Error()
-		return r
+		r.Text = err.Error() // a marked volume cannot be read
 	}
-	idx, _ := mtd.Index(path)
-	n, ok := ubi.Sysfs(ubi.SysClassUBI).Attached(idx)
-	if !ok {
-		r.Text = "not attached"
-		return r
-	}
-	vols, err := ubi.Sysfs(ubi.SysClassUBI).Volumes(n)
-	if err != nil {
-		r.Text = err.Error()
-		return r
-	}
-	for _, v := range vols {
-		if v.Name != "rootfs" {
-			continue
-		}
-		r.Corrupted = &v.Corrupted
-		f, err := os.Open(fmt.Sprintf("/dev/ubi%d_%d", n, v.ID))
-		if err != nil {
-			r.Text = err.Error()
-			return r
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, io.LimitReader(f, size)); err != nil {
-			r.Text = err.Error() // a marked volume cannot be read
-			return r
-		}
-		r.SHA256 = hex.EncodeToString(h.Sum(nil))
-		return r
-	}
-	r.Text = "no volume rootfs"
 	return r
 }
 
-func mountRead() (string, error) {
+// flashIndex returns the MTD number of the block2mtd flash.
+func flashIndex() (int, error) {
 	path, err := mtd.Lookup(flashName)
+	if err != nil {
+		return 0, err
+	}
+	return mtd.Index(path)
+}
+
+func mountRead() (string, error) {
+	idx, err := flashIndex()
 	if err != nil {
 		return "", err
 	}
-	idx, _ := mtd.Index(path)
 	n, ok := ubi.Sysfs(ubi.SysClassUBI).Attached(idx)
 	if !ok {
-		return "", fmt.Errorf("%s is not attached to UBI", path)
+		return "", fmt.Errorf("mtd%d is not attached to UBI", idx)
 	}
-	if err := os.MkdirAll("/mnt", 0o755); err != nil {
-		return "", err
-	}
-	src := fmt.Sprintf("ubi%d:rootfs", n)
-	if err := unix.Mount(src, "/mnt", "ubifs", unix.MS_RDONLY, ""); err != nil {
-		return "", fmt.Errorf("mount %s: %w", src, err)
-	}
-	defer unix.Unmount("/mnt", 0)
-	b, err := os.ReadFile("/mnt/hello.txt")
-	return string(b), err
-}
-
-func lifeboat(ctx context.Context, stdin io.Reader, args ...string) (int, string, string) {
-	var stdout, stderr bytes.Buffer
-	code := cli.Main(ctx, args, stdin, &stdout, &stderr)
-	return code, strings.TrimSpace(stdout.String()), strings.TrimSpace(stderr.String())
-}
-
-func waitFor(env *rescue.Env, path string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		env.Alive()
-		time.Sleep(50 * time.Millisecond)
-	}
-	env.Log.Printf("powercut: %s did not appear", path)
+	var text string
+	err = guest.Mount(fmt.Sprintf("ubi%d:rootfs", n), "ubifs", func(dir string) error {
+		b, err := os.ReadFile(filepath.Join(dir, "hello.txt"))
+		text = string(b)
+		return err
+	})
+	return text, err
 }

@@ -14,31 +14,20 @@
 package main
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
-	"github.com/lifeboat-updater/lifeboat/rescue"
-	"github.com/u-root/u-root/pkg/kmodule"
-	"golang.org/x/sys/unix"
+	"github.com/lifeboat-updater/lifeboat/internal/vm/guest"
 )
 
 func main() {
-	rescue.Run(rescue.Config{Flow: flow})
+	guest.Run("mtdfault", run, sentinels...)
 }
 
 type result struct {
 	Step   string        `json:"step"`
-	Err    string        `json:"err,omitempty"`
-	Is     string        `json:"is,omitempty"`
 	Stats  *mtd.Stats    `json:"stats,omitempty"`
 	Info   *mtd.Info     `json:"info,omitempty"`
 	SHA256 string        `json:"sha256,omitempty"`
@@ -49,91 +38,64 @@ type result struct {
 
 var sentinels = []error{mtd.ErrNoSpace, mtd.ErrTooManyBad, mtd.ErrReadOnly, mtd.ErrUnaligned, mtd.ErrNotFound, mtd.ErrVerify}
 
-func report(env *rescue.Env, r result, err error) {
+func run(g *guest.Guest) {
+	img, size, err := g.Disk("/dev/vda", "img_size")
 	if err != nil {
-		r.Err = err.Error()
-		for _, s := range sentinels {
-			if errors.Is(err, s) {
-				r.Is = s.Error()
-			}
-		}
-	}
-	b, _ := json.Marshal(r)
-	env.Log.Printf("mtdfault: %s", b)
-	env.Alive()
-}
-
-func flow(ctx context.Context, env *rescue.Env) error {
-	run(env)
-	env.Log.Printf("mtdfault: done")
-	unix.Sync()
-	return env.PowerOff()
-}
-
-func run(env *rescue.Env) {
-	size, err := strconv.ParseInt(env.Params["img_size"], 10, 64)
-	if err != nil {
-		report(env, result{Step: "img_size"}, err)
-		return
-	}
-	waitFor(env, "/dev/vda")
-	img, err := os.Open("/dev/vda")
-	if err != nil {
-		report(env, result{Step: "open image"}, err)
+		g.Report(result{Step: "open image"}, err)
 		return
 	}
 	defer img.Close()
 	imageA := func() io.Reader { return io.NewSectionReader(img, 0, size) }
 	imageB := func() io.Reader { return io.NewSectionReader(img, size, size) }
 
-	if err := kmodule.Probe("mtdram", "total_size=8192 erase_size=128"); err != nil {
-		report(env, result{Step: "modprobe mtdram"}, err)
+	if err := g.Modprobe("mtdram", "total_size=8192 erase_size=128"); err != nil {
+		g.Report(result{Step: "modprobe mtdram"}, err)
 		return
 	}
-	ram(env, imageA, imageB, size)
+	ram(g, imageA, imageB, size)
 
 	// nandsim comes second: mtdram is mtd0.
-	if err := kmodule.Probe("nandsim", "id_bytes=0x20,0xaa,0x00,0x15 bitflips=1"); err != nil {
-		report(env, result{Step: "modprobe nandsim"}, err)
+	if err := g.Modprobe("nandsim", "id_bytes=0x20,0xaa,0x00,0x15 bitflips=1"); err != nil {
+		g.Report(result{Step: "modprobe nandsim"}, err)
 		return
 	}
-	nand(env, imageA, size)
+	nand(g, imageA, size)
 }
 
-func ram(env *rescue.Env, imageA, imageB func() io.Reader, size int64) {
+func ram(g *guest.Guest, imageA, imageB func() io.Reader, size int64) {
 	d, err := mtd.Open("mtd0", true)
 	if err != nil {
-		report(env, result{Step: "ram open"}, err)
+		g.Report(result{Step: "ram open"}, err)
 		return
 	}
 	defer d.Close()
 	info := d.Info()
-	report(env, result{Step: "ram info", Info: &info, Path: d.Path()}, nil)
+	g.Report(result{Step: "ram info", Info: &info, Path: d.Path()}, nil)
 	for _, w := range []struct {
 		step  string
 		image func() io.Reader
 	}{{"ram write A", imageA}, {"ram write A again", imageA}, {"ram write B", imageB}} {
 		start := time.Now()
 		st, err := mtd.WriteImage(d, w.image(), mtd.Options{Size: size})
-		took := time.Since(start).Round(time.Millisecond).String()
-		report(env, result{Step: w.step, Stats: &st, Text: took}, err)
-		sum, err := hashRegion(d, size)
-		report(env, result{Step: w.step + " readback", SHA256: sum}, err)
+		took := guest.Took(start)
+		g.Report(result{Step: w.step, Stats: &st, Text: took}, err)
+		sum, err := guest.SHA256(io.NewSectionReader(d, 0, size))
+		g.Report(result{Step: w.step + " readback", SHA256: sum}, err)
 	}
 }
 
-func nand(env *rescue.Env, imageA func() io.Reader, size int64) {
+func nand(g *guest.Guest, imageA func() io.Reader, size int64) {
 	d, err := mtd.Open("mtd1", true)
 	if err != nil {
-		report(env, result{Step: "nand open"}, err)
+		g.Report(result{Step: "nand open"}, err)
 		return
 	}
 	defer d.Close()
 	info := d.Info()
-	report(env, result{Step: "nand info", Info: &info, Path: d.Path()}, nil)
+	g.Report(result{Step: "nand info", Info: &info, Path: d.Path()}, nil)
 	first, err := d.ECCStats()
 	if err != nil {
-		report(env, result{Step: "nand ecc"}, err)
+		g.Report(result{Step: "nand ecc"}, err)
 		return
 	}
 	// Bit flips are random: write until the ECC corrected some in two
@@ -143,10 +105,10 @@ func nand(env *rescue.Env, imageA func() io.Reader, size int64) {
 		before, _ := d.ECCStats()
 		start := time.Now()
 		st, err := mtd.WriteImage(d, imageA(), mtd.Options{Size: size, MaxBad: -1})
-		took := time.Since(start).Round(time.Millisecond).String()
+		took := guest.Took(start)
 		after, _ := d.ECCStats()
 		ecc := mtd.ECCStats{Corrected: after.Corrected - before.Corrected, Failed: after.Failed - before.Failed, BadBlocks: after.BadBlocks}
-		report(env, result{Step: fmt.Sprintf("nand round %d", round), Stats: &st, ECC: &ecc, Text: took}, err)
+		g.Report(result{Step: fmt.Sprintf("nand round %d", round), Stats: &st, ECC: &ecc, Text: took}, err)
 		if err != nil {
 			return
 		}
@@ -154,30 +116,9 @@ func nand(env *rescue.Env, imageA func() io.Reader, size int64) {
 			flipped++
 		}
 	}
-	sum, err := hashRegion(d, size)
-	report(env, result{Step: "nand readback", SHA256: sum}, err)
+	sum, err := guest.SHA256(io.NewSectionReader(d, 0, size))
+	g.Report(result{Step: "nand readback", SHA256: sum}, err)
 	last, err := d.ECCStats()
 	total := mtd.ECCStats{Corrected: last.Corrected - first.Corrected, Failed: last.Failed - first.Failed, BadBlocks: last.BadBlocks}
-	report(env, result{Step: "nand ecc total", ECC: &total}, err)
-}
-
-// hashRegion hashes the first size bytes of the device (no bad blocks:
-// the NAND run allows none).
-func hashRegion(d *mtd.Dev, size int64) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(d, 0, size)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func waitFor(env *rescue.Env, path string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		env.Alive()
-		time.Sleep(50 * time.Millisecond)
-	}
-	env.Log.Printf("mtdfault: %s did not appear", path)
+	g.Report(result{Step: "nand ecc total", ECC: &total}, err)
 }

@@ -13,33 +13,21 @@
 package main
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
-	"github.com/lifeboat-updater/lifeboat/rescue"
-	"github.com/u-root/u-root/pkg/kmodule"
-	"golang.org/x/sys/unix"
+	"github.com/lifeboat-updater/lifeboat/internal/vm/guest"
 )
 
 const nandsimParams = "id_bytes=0x20,0xaa,0x00,0x15 badblocks=3,7 weakblocks=10:0 weakpages=769:0"
 
 func main() {
-	rescue.Run(rescue.Config{Flow: flow})
+	guest.Run("mtdtest", run, sentinels...)
 }
 
 type result struct {
 	Step   string        `json:"step"`
-	Err    string        `json:"err,omitempty"`
-	Is     string        `json:"is,omitempty"` // the sentinel error matched
 	Stats  *mtd.Stats    `json:"stats,omitempty"`
 	Info   *mtd.Info     `json:"info,omitempty"`
 	SHA256 string        `json:"sha256,omitempty"`
@@ -49,151 +37,88 @@ type result struct {
 
 var sentinels = []error{mtd.ErrNoSpace, mtd.ErrTooManyBad, mtd.ErrReadOnly, mtd.ErrUnaligned, mtd.ErrNotFound, mtd.ErrVerify}
 
-func report(env *rescue.Env, r result, err error) {
+func run(g *guest.Guest) {
+	img, size, err := g.Disk("/dev/vda", "img_size")
 	if err != nil {
-		r.Err = err.Error()
-		for _, s := range sentinels {
-			if errors.Is(err, s) {
-				r.Is = s.Error()
-			}
-		}
+		g.Report(result{Step: "open image"}, err)
+		return
 	}
-	b, _ := json.Marshal(r)
-	env.Log.Printf("mtdtest: %s", b)
-	env.Alive()
-}
-
-func flow(ctx context.Context, env *rescue.Env) error {
-	size, err := strconv.ParseInt(env.Params["img_size"], 10, 64)
-	if err != nil {
-		env.Log.Printf("mtdtest: lifeboat.img_size: %v", err)
-		return env.PowerOff()
-	}
-	for _, dev := range []string{"/dev/vda", "/dev/vdb"} {
-		waitFor(env, dev)
-	}
-	img, err := os.Open("/dev/vda")
-	if err != nil {
-		env.Log.Printf("mtdtest: %v", err)
-		return env.PowerOff()
-	}
+	// block2mtd needs the disk before it loads.
+	g.WaitFor("/dev/vdb")
 	defer img.Close()
 	image := func() io.Reader { return io.NewSectionReader(img, 0, size) }
 
-	if err := kmodule.Probe("nandsim", nandsimParams); err != nil {
-		report(env, result{Step: "modprobe nandsim"}, err)
+	if err := g.Modprobe("nandsim", nandsimParams); err != nil {
+		g.Report(result{Step: "modprobe nandsim"}, err)
 	}
-	nand(env, image, size)
+	nand(g, image, size)
 
-	if err := kmodule.Probe("block2mtd", "block2mtd=/dev/vdb,65536"); err != nil {
-		report(env, result{Step: "modprobe block2mtd"}, err)
+	if err := g.Modprobe("block2mtd", "block2mtd=/dev/vdb,65536"); err != nil {
+		g.Report(result{Step: "modprobe block2mtd"}, err)
 	}
-	nor(env, image, size)
-
-	env.Log.Printf("mtdtest: done")
-	unix.Sync()
-	return env.PowerOff()
+	nor(g, image, size)
 }
 
-func nand(env *rescue.Env, image func() io.Reader, size int64) {
+func nand(g *guest.Guest, image func() io.Reader, size int64) {
 	d, err := mtd.Open("mtd0", true)
 	if err != nil {
-		report(env, result{Step: "nand open"}, err)
+		g.Report(result{Step: "nand open"}, err)
 		return
 	}
 	defer d.Close()
 	info := d.Info()
-	report(env, result{Step: "nand info", Info: &info, Path: d.Path()}, nil)
+	g.Report(result{Step: "nand info", Info: &info, Path: d.Path()}, nil)
 	es := info.EraseSize
 	region := 24 * es
 
 	_, err = mtd.WriteImage(d, image(), mtd.Options{Length: region, Size: size, MaxBad: 1})
-	report(env, result{Step: "nand budget"}, err)
+	g.Report(result{Step: "nand budget"}, err)
 	_, err = mtd.WriteImage(d, image(), mtd.Options{Length: 18 * es, Size: size})
-	report(env, result{Step: "nand too small"}, err)
+	g.Report(result{Step: "nand too small"}, err)
 
 	start := time.Now()
 	st, err := mtd.WriteImage(d, image(), mtd.Options{Length: region, Size: size})
-	report(env, result{Step: "nand write", Stats: &st}, err)
-	env.Log.Printf("mtdtest: nand write took %v", time.Since(start).Round(time.Millisecond))
+	g.Report(result{Step: "nand write", Stats: &st}, err)
+	g.Printf("nand write took %v", guest.Took(start))
 
-	sum, err := readBack(d, size, region)
-	report(env, result{Step: "nand readback", SHA256: sum}, err)
+	sum, err := guest.GoodBlocksSHA256(d, size, region)
+	g.Report(result{Step: "nand readback", SHA256: sum}, err)
 
 	start = time.Now()
 	st, err = mtd.WriteImage(d, image(), mtd.Options{Length: region, Size: size})
-	report(env, result{Step: "nand rewrite", Stats: &st}, err)
-	env.Log.Printf("mtdtest: nand unchanged rewrite took %v", time.Since(start).Round(time.Millisecond))
+	g.Report(result{Step: "nand rewrite", Stats: &st}, err)
+	g.Printf("nand unchanged rewrite took %v", guest.Took(start))
 
 	ecc, err := d.ECCStats()
-	report(env, result{Step: "nand ecc", ECC: &ecc}, err)
+	g.Report(result{Step: "nand ecc", ECC: &ecc}, err)
 
 	ro, err := mtd.Open("mtd0", false)
 	if err == nil {
 		_, err = mtd.NewWriter(ro, mtd.Options{})
 		ro.Close()
 	}
-	report(env, result{Step: "nand read-only"}, err)
+	g.Report(result{Step: "nand read-only"}, err)
 }
 
-// readBack hashes the image's bytes as they sit in the region's good
-// blocks.
-func readBack(d *mtd.Dev, size, region int64) (string, error) {
-	es := d.Info().EraseSize
-	h := sha256.New()
-	buf := make([]byte, es)
-	left := size
-	for off := int64(0); left > 0 && off < region; off += es {
-		bad, err := d.IsBad(off)
-		if err != nil {
-			return "", err
-		}
-		if bad {
-			continue
-		}
-		if _, err := d.ReadAt(buf, off); err != nil {
-			return "", err
-		}
-		k := min(left, es)
-		h.Write(buf[:k])
-		left -= k
-	}
-	if left > 0 {
-		return "", fmt.Errorf("region ended with %d bytes left", left)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func nor(env *rescue.Env, image func() io.Reader, size int64) {
+func nor(g *guest.Guest, image func() io.Reader, size int64) {
 	path, err := mtd.Lookup("block2mtd: /dev/vdb")
 	if err != nil {
-		report(env, result{Step: "nor lookup"}, err)
+		g.Report(result{Step: "nor lookup"}, err)
 		return
 	}
 	d, err := mtd.Open(path, true)
 	if err != nil {
-		report(env, result{Step: "nor open", Path: path}, err)
+		g.Report(result{Step: "nor open", Path: path}, err)
 		return
 	}
 	info := d.Info()
-	report(env, result{Step: "nor info", Info: &info, Path: path}, nil)
+	g.Report(result{Step: "nor info", Info: &info, Path: path}, nil)
 	start := time.Now()
 	st, err := mtd.WriteImage(d, image(), mtd.Options{Offset: info.EraseSize, Size: size})
-	report(env, result{Step: "nor write", Stats: &st}, err)
-	env.Log.Printf("mtdtest: nor write took %v", time.Since(start).Round(time.Millisecond))
+	g.Report(result{Step: "nor write", Stats: &st}, err)
+	g.Printf("nor write took %v", guest.Took(start))
 	_, err = mtd.WriteImage(d, image(), mtd.Options{Offset: info.EraseSize + 512})
-	report(env, result{Step: "nor unaligned"}, err)
+	g.Report(result{Step: "nor unaligned"}, err)
 	// Closing the MTD device syncs block2mtd's page cache to the disk.
-	report(env, result{Step: "nor close"}, d.Close())
-}
-
-func waitFor(env *rescue.Env, path string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		env.Alive()
-		time.Sleep(50 * time.Millisecond)
-	}
-	env.Log.Printf("mtdtest: %s did not appear", path)
+	g.Report(result{Step: "nor close"}, d.Close())
 }

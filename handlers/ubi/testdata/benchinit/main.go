@@ -12,10 +12,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -26,57 +24,33 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/ubi"
-	"github.com/lifeboat-updater/lifeboat/rescue"
-	"github.com/u-root/u-root/pkg/kmodule"
+	"github.com/lifeboat-updater/lifeboat/internal/vm/guest"
 	"golang.org/x/sys/unix"
 )
 
 const nandsimParams = "id_bytes=0x20,0xaa,0x00,0x15 parts=512,1024"
 
 func main() {
-	rescue.Run(rescue.Config{Flow: flow})
+	guest.Run("flashbench", run)
 }
 
 type result struct {
 	Step    string  `json:"step"`
 	Round   int     `json:"round,omitempty"`
-	Err     string  `json:"err,omitempty"`
 	Seconds float64 `json:"seconds,omitempty"`
 	Bytes   int64   `json:"bytes,omitempty"`
 	SHA256  string  `json:"sha256,omitempty"`
 	Text    string  `json:"text,omitempty"`
 }
 
-func report(env *rescue.Env, r result, err error) {
-	if err != nil {
-		r.Err = err.Error()
-	}
-	b, _ := json.Marshal(r)
-	env.Log.Printf("flashbench: %s", b)
-	env.Alive()
-}
-
-func flow(ctx context.Context, env *rescue.Env) error {
-	run(env)
-	env.Log.Printf("flashbench: done")
-	unix.Sync()
-	return env.PowerOff()
-}
-
-func run(env *rescue.Env) {
-	size, err := strconv.ParseInt(env.Params["img_size"], 10, 64)
-	if err != nil {
-		report(env, result{Step: "img_size"}, err)
-		return
-	}
-	rounds, err := strconv.Atoi(env.Params["rounds"])
+func run(g *guest.Guest) {
+	rounds, err := strconv.Atoi(g.Env.Params["rounds"])
 	if err != nil || rounds < 1 {
 		rounds = 1
 	}
-	waitFor(env, "/dev/vda")
-	f, err := os.Open("/dev/vda")
+	f, size, err := g.Disk("/dev/vda", "img_size")
 	if err != nil {
-		report(env, result{Step: "open image"}, err)
+		g.Report(result{Step: "open image"}, err)
 		return
 	}
 	img := make([]byte, size)
@@ -86,18 +60,18 @@ func run(env *rescue.Env) {
 		err = os.WriteFile("/img.bin", img, 0o644)
 	}
 	if err != nil {
-		report(env, result{Step: "read image"}, err)
+		g.Report(result{Step: "read image"}, err)
 		return
 	}
 	sum := sha256.Sum256(img)
 	want := hex.EncodeToString(sum[:])
-	if err := kmodule.Probe("nandsim", nandsimParams); err != nil {
-		report(env, result{Step: "modprobe nandsim"}, err)
+	if err := g.Modprobe("nandsim", nandsimParams); err != nil {
+		g.Report(result{Step: "modprobe nandsim"}, err)
 		return
 	}
 	raw, err := mtd.Open("mtd0", true)
 	if err != nil {
-		report(env, result{Step: "open mtd0"}, err)
+		g.Report(result{Step: "open mtd0"}, err)
 		return
 	}
 	defer raw.Close()
@@ -105,73 +79,73 @@ func run(env *rescue.Env) {
 	blocks := (size + es - 1) / es
 
 	for round := 1; round <= rounds; round++ {
-		timed(env, "mtd Writer, read-back", round, size, func() error {
+		timed(g, "mtd Writer, read-back", round, size, func() error {
 			_, err := mtd.WriteImage(raw, bytes.NewReader(img), mtd.Options{Size: size, Rewrite: true})
 			return err
 		})
-		timed(env, "mtd Writer, unchanged", round, size, func() error {
+		timed(g, "mtd Writer, unchanged", round, size, func() error {
 			st, err := mtd.WriteImage(raw, bytes.NewReader(img), mtd.Options{Size: size})
 			if err == nil && st.Unchanged != st.Blocks {
 				err = fmt.Errorf("%d of %d blocks unchanged", st.Unchanged, st.Blocks)
 			}
 			return err
 		})
-		timed(env, "mtd Writer, no read-back", round, size, func() error {
+		timed(g, "mtd Writer, no read-back", round, size, func() error {
 			_, err := mtd.WriteImage(raw, bytes.NewReader(img), mtd.Options{Size: size, Rewrite: true, NoVerify: true})
 			return err
 		})
-		timed(env, "flash_erase + nandwrite", round, size, func() error {
+		timed(g, "flash_erase + nandwrite", round, size, func() error {
 			if err := command("/usr/sbin/flash_erase", "-q", "/dev/mtd0", "0", fmt.Sprint(blocks)); err != nil {
 				return err
 			}
 			return command("/usr/sbin/nandwrite", "-q", "-p", "/dev/mtd0", "/img.bin")
 		})
-		s, err := hashMTD(raw, size)
-		report(env, result{Step: "nandwrite content", Round: round, SHA256: s, Text: want}, err)
+		s, err := guest.SHA256(io.NewSectionReader(raw, 0, size))
+		g.Report(result{Step: "nandwrite content", Round: round, SHA256: s, Text: want}, err)
 	}
 
 	num, err := ubi.AttachMTD(1, ubi.AttachOptions{})
 	if err != nil {
-		report(env, result{Step: "attach"}, err)
+		g.Report(result{Step: "attach"}, err)
 		return
 	}
 	d, err := ubi.OpenDevice(num)
 	if err != nil {
-		report(env, result{Step: "open ubi"}, err)
+		g.Report(result{Step: "open ubi"}, err)
 		return
 	}
 	defer d.Close()
 	id, err := d.MakeVolume(ubi.VolumeSpec{Name: "bench", ID: ubi.AutoID, Size: size + 4<<20})
 	if err != nil {
-		report(env, result{Step: "mkvol"}, err)
+		g.Report(result{Step: "mkvol"}, err)
 		return
 	}
 	vol := d.VolumePath(id)
 	for round := 1; round <= rounds; round++ {
-		timed(env, "ubi UpdateVolume (read-back)", round, size, func() error {
+		timed(g, "ubi UpdateVolume (read-back)", round, size, func() error {
 			return d.UpdateVolume(id, size, bytes.NewReader(img))
 		})
 		// Where UpdateVolume's time goes: the bare update (what
 		// ubiupdatevol does), and hashing the image once.
-		timed(env, "UBI_IOCVOLUP + write (Go, no read-back)", round, size, func() error {
+		timed(g, "UBI_IOCVOLUP + write (Go, no read-back)", round, size, func() error {
 			return bareUpdate(vol, img)
 		})
-		timed(env, "SHA-256 of the image (Go, CPU only)", round, size, func() error {
+		timed(g, "SHA-256 of the image (Go, CPU only)", round, size, func() error {
 			sha256.Sum256(img)
 			return nil
 		})
-		timed(env, "ubiupdatevol", round, size, func() error {
+		timed(g, "ubiupdatevol", round, size, func() error {
 			return command("/usr/sbin/ubiupdatevol", vol, "/img.bin")
 		})
 		s, err := hashFile(vol, size)
-		report(env, result{Step: "ubiupdatevol content", Round: round, SHA256: s, Text: want}, err)
+		g.Report(result{Step: "ubiupdatevol content", Round: round, SHA256: s, Text: want}, err)
 	}
 }
 
-func timed(env *rescue.Env, step string, round int, size int64, f func() error) {
+func timed(g *guest.Guest, step string, round int, size int64, f func() error) {
 	start := time.Now()
 	err := f()
-	report(env, result{Step: step, Round: round, Seconds: time.Since(start).Seconds(), Bytes: size}, err)
+	g.Report(result{Step: step, Round: round, Seconds: time.Since(start).Seconds(), Bytes: size}, err)
 }
 
 // bareUpdate is a volume update with nothing around it.
@@ -202,34 +176,11 @@ func command(name string, args ...string) error {
 	return nil
 }
 
-func hashMTD(d *mtd.Dev, size int64) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(d, 0, size)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 func hashFile(path string, size int64) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, size)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func waitFor(env *rescue.Env, path string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		env.Alive()
-		time.Sleep(50 * time.Millisecond)
-	}
-	env.Log.Printf("flashbench: %s did not appear", path)
+	return guest.SHA256(io.LimitReader(f, size))
 }

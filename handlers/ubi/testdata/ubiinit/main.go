@@ -9,36 +9,30 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"strconv"
+	"path/filepath"
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/ubi"
-	"github.com/lifeboat-updater/lifeboat/rescue"
-	"github.com/u-root/u-root/pkg/kmodule"
-	"golang.org/x/sys/unix"
+	"github.com/lifeboat-updater/lifeboat/internal/vm/guest"
 )
 
 // Blocks 260 and 270 are blocks 4 and 14 of mtd1 (parts=256,128).
 const nandsimParams = "id_bytes=0x20,0xaa,0x00,0x15 badblocks=5,260 weakblocks=270:0 parts=256,128"
 
 func main() {
-	rescue.Run(rescue.Config{Flow: flow})
+	guest.Run("ubitest", run, sentinels...)
 }
 
 type result struct {
 	Step    string           `json:"step"`
-	Err     string           `json:"err,omitempty"`
-	Is      string           `json:"is,omitempty"`
 	Ops     []string         `json:"ops,omitempty"`
 	Volumes []ubi.Volume     `json:"volumes,omitempty"`
 	Info    *ubi.DeviceInfo  `json:"info,omitempty"`
@@ -51,20 +45,6 @@ type result struct {
 
 var sentinels = []error{ubi.ErrNotFound, ubi.ErrLayout, ubi.ErrNoSpace, ubi.ErrShortUpdate}
 
-func report(env *rescue.Env, r result, err error) {
-	if err != nil {
-		r.Err = err.Error()
-		for _, s := range sentinels {
-			if errors.Is(err, s) {
-				r.Is = s.Error()
-			}
-		}
-	}
-	b, _ := json.Marshal(r)
-	env.Log.Printf("ubitest: %s", b)
-	env.Alive()
-}
-
 func opStrings(ops []ubi.Op) []string {
 	s := []string{}
 	for _, o := range ops {
@@ -73,47 +53,34 @@ func opStrings(ops []ubi.Op) []string {
 	return s
 }
 
-func flow(ctx context.Context, env *rescue.Env) error {
-	run(env)
-	env.Log.Printf("ubitest: done")
-	unix.Sync()
-	return env.PowerOff()
-}
-
-func run(env *rescue.Env) {
-	size, err := strconv.ParseInt(env.Params["img_size"], 10, 64)
+func run(g *guest.Guest) {
+	img, size, err := g.Disk("/dev/vda", "img_size")
 	if err != nil {
-		report(env, result{Step: "img_size"}, err)
-		return
-	}
-	waitFor(env, "/dev/vda")
-	img, err := os.Open("/dev/vda")
-	if err != nil {
-		report(env, result{Step: "open image"}, err)
+		g.Report(result{Step: "open image"}, err)
 		return
 	}
 	defer img.Close()
 	image := func() io.Reader { return io.NewSectionReader(img, 0, size) }
 
-	if err := kmodule.Probe("nandsim", nandsimParams); err != nil {
-		report(env, result{Step: "modprobe nandsim"}, err)
+	if err := g.Modprobe("nandsim", nandsimParams); err != nil {
+		g.Report(result{Step: "modprobe nandsim"}, err)
 		return
 	}
 	start := time.Now()
 	num, err := ubi.AttachMTD(0, ubi.AttachOptions{})
 	if err != nil {
-		report(env, result{Step: "attach"}, err)
+		g.Report(result{Step: "attach"}, err)
 		return
 	}
-	env.Log.Printf("ubitest: attach took %v", time.Since(start).Round(time.Millisecond))
+	g.Printf("attach took %v", guest.Took(start))
 	d, err := ubi.OpenDevice(num)
 	if err != nil {
-		report(env, result{Step: "open"}, err)
+		g.Report(result{Step: "open"}, err)
 		return
 	}
 	defer d.Close()
 	info, err := d.Info()
-	report(env, result{Step: "info", Info: &info}, err)
+	g.Report(result{Step: "info", Info: &info}, err)
 
 	const mib = 1 << 20
 	layout1 := []ubi.VolumeSpec{
@@ -122,9 +89,9 @@ func run(env *rescue.Env) {
 		{Name: "data", ID: 2, Size: 4 * mib},
 	}
 	ops, err := ubi.ApplyLayout(d, layout1)
-	report(env, result{Step: "layout create", Ops: opStrings(ops)}, err)
+	g.Report(result{Step: "layout create", Ops: opStrings(ops)}, err)
 	ops, err = ubi.ApplyLayout(d, layout1)
-	report(env, result{Step: "layout again", Ops: opStrings(ops)}, err)
+	g.Report(result{Step: "layout again", Ops: opStrings(ops)}, err)
 	layout2 := []ubi.VolumeSpec{
 		{Name: "rootfs", ID: 1, Size: 6 * mib},
 		{Name: "appdata", ID: 2, Size: 4 * mib},
@@ -132,25 +99,25 @@ func run(env *rescue.Env) {
 	}
 	ops, err = ubi.ApplyLayout(d, layout2)
 	vols, _ := d.Volumes()
-	report(env, result{Step: "layout change", Ops: opStrings(ops), Volumes: vols}, err)
+	g.Report(result{Step: "layout change", Ops: opStrings(ops), Volumes: vols}, err)
 	_, err = ubi.ApplyLayout(d, []ubi.VolumeSpec{{Name: "huge", ID: ubi.AutoID, Size: 64 * mib}, {Name: "rootfs", ID: 1, Size: 6 * mib}})
-	report(env, result{Step: "layout too big"}, err)
+	g.Report(result{Step: "layout too big"}, err)
 
 	for _, step := range []string{"swap 1", "swap 2"} {
 		start := time.Now()
 		err = ubi.SwapUpdate(d, "rootfs", "rootfs_b", size, image())
 		vols, _ := d.Volumes()
-		report(env, result{Step: step, Volumes: vols, Text: time.Since(start).Round(time.Millisecond).String()}, err)
+		g.Report(result{Step: step, Volumes: vols, Text: guest.Took(start)}, err)
 		if err != nil {
 			return
 		}
-		text, sum, err := mountAndRead(fmt.Sprintf("ubi%d:rootfs", num))
-		report(env, result{Step: step + " mount", Text: text, SHA256: sum}, err)
+		text, sum, err := readRootfs(num)
+		g.Report(result{Step: step + " mount", Text: text, SHA256: sum}, err)
 	}
 
 	blob, err := ubi.FindVolume(d, "blob")
 	if err != nil {
-		report(env, result{Step: "blob"}, err)
+		g.Report(result{Step: "blob"}, err)
 		return
 	}
 	data := make([]byte, 300000)
@@ -162,31 +129,25 @@ func run(env *rescue.Env) {
 	got, rerr := os.ReadFile(d.VolumePath(blob.ID))
 	blob, _ = ubi.FindVolume(d, "blob")
 	sum := sha256.Sum256(got)
-	report(env, result{Step: "static update", Volumes: []ubi.Volume{blob}, SHA256: hex.EncodeToString(sum[:])}, errors.Join(err, rerr))
+	g.Report(result{Step: "static update", Volumes: []ubi.Volume{blob}, SHA256: hex.EncodeToString(sum[:])}, errors.Join(err, rerr))
 
 	err = d.UpdateVolume(blob.ID, int64(len(data)), bytes.NewReader(data[:1000]))
 	blob, _ = ubi.FindVolume(d, "blob")
-	report(env, result{Step: "short update", Volumes: []ubi.Volume{blob}}, err)
+	g.Report(result{Step: "short update", Volumes: []ubi.Volume{blob}}, err)
 
 	d.Close()
-	report(env, result{Step: "detach"}, ubi.Detach(num))
+	g.Report(result{Step: "detach"}, ubi.Detach(num))
 
-	formatRounds(env)
+	formatRounds(g)
 }
 
 // formatRounds writes the ubinized image on /dev/vdb (lifeboat.ubi_size
 // bytes) to mtd1 three times, as ubiformat would, and mounts its UBIFS
 // after each: the erase counters must grow from round to round.
-func formatRounds(env *rescue.Env) {
-	size, err := strconv.ParseInt(env.Params["ubi_size"], 10, 64)
+func formatRounds(g *guest.Guest) {
+	f, size, err := g.Disk("/dev/vdb", "ubi_size")
 	if err != nil {
-		report(env, result{Step: "ubi_size"}, err)
-		return
-	}
-	waitFor(env, "/dev/vdb")
-	f, err := os.Open("/dev/vdb")
-	if err != nil {
-		report(env, result{Step: "open ubi image"}, err)
+		g.Report(result{Step: "open ubi image"}, err)
 		return
 	}
 	defer f.Close()
@@ -194,19 +155,19 @@ func formatRounds(env *rescue.Env) {
 		step := fmt.Sprintf("format %d", round)
 		start := time.Now()
 		st, minEC, maxEC, err := format(io.NewSectionReader(f, 0, size), size)
-		report(env, result{Step: step, Format: &st, MinEC: minEC, MaxEC: maxEC, Text: time.Since(start).Round(time.Millisecond).String()}, err)
+		g.Report(result{Step: step, Format: &st, MinEC: minEC, MaxEC: maxEC, Text: guest.Took(start)}, err)
 		if err != nil {
 			return
 		}
 		num, err := ubi.Attach(1, ubi.AutoID, ubi.AttachOptions{})
 		if err != nil {
-			report(env, result{Step: step + " attach"}, err)
+			g.Report(result{Step: step + " attach"}, err)
 			return
 		}
-		text, sum, err := mountAndRead(fmt.Sprintf("ubi%d:rootfs", num))
-		report(env, result{Step: step + " mount", Text: text, SHA256: sum}, err)
+		text, sum, err := readRootfs(num)
+		g.Report(result{Step: step + " mount", Text: text, SHA256: sum}, err)
 		if err := ubi.Detach(num); err != nil {
-			report(env, result{Step: step + " detach"}, err)
+			g.Report(result{Step: step + " detach"}, err)
 			return
 		}
 	}
@@ -235,33 +196,22 @@ func format(r io.Reader, size int64) (st ubi.FormatStats, minEC, maxEC int64, er
 	return st, minEC, maxEC, err
 }
 
-func mountAndRead(src string) (text, sum string, err error) {
-	if err := os.MkdirAll("/mnt", 0o755); err != nil {
-		return "", "", err
-	}
-	if err := unix.Mount(src, "/mnt", "ubifs", unix.MS_RDONLY, ""); err != nil {
-		return "", "", fmt.Errorf("mount %s: %w", src, err)
-	}
-	defer unix.Unmount("/mnt", 0)
-	b, err := os.ReadFile("/mnt/hello.txt")
-	if err != nil {
-		return "", "", err
-	}
-	big, err := os.ReadFile("/mnt/big.bin")
-	if err != nil {
-		return "", "", err
-	}
-	s := sha256.Sum256(big)
-	return string(b), hex.EncodeToString(s[:]), nil
-}
-
-func waitFor(env *rescue.Env, path string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		if _, err := os.Stat(path); err == nil {
-			return
+// readRootfs mounts the UBIFS in UBI device num's volume "rootfs" and
+// returns its hello.txt and the SHA-256 of its big.bin.
+func readRootfs(num int) (text, sum string, err error) {
+	err = guest.Mount(fmt.Sprintf("ubi%d:rootfs", num), "ubifs", func(dir string) error {
+		b, err := os.ReadFile(filepath.Join(dir, "hello.txt"))
+		if err != nil {
+			return err
 		}
-		env.Alive()
-		time.Sleep(50 * time.Millisecond)
-	}
-	env.Log.Printf("ubitest: %s did not appear", path)
+		big, err := os.Open(filepath.Join(dir, "big.bin"))
+		if err != nil {
+			return err
+		}
+		defer big.Close()
+		text = string(b)
+		sum, err = guest.SHA256(big)
+		return err
+	})
+	return text, sum, err
 }
