@@ -1,12 +1,10 @@
 package install_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -131,23 +129,8 @@ func TestVMFlashPowerCut(t *testing.T) {
 	}
 
 	v = boot("repair")
-	if err := v.ExpectString("powercut: done", 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.WaitTimeout(time.Minute); err != nil {
-		t.Errorf("QEMU did not power off: %v", err)
-	}
 	got := map[string]vmResult{}
-	sc := bufio.NewScanner(strings.NewReader(v.Console()))
-	for sc.Scan() {
-		_, js, ok := strings.Cut(sc.Text(), "powercut: {")
-		if !ok {
-			continue
-		}
-		var r vmResult
-		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
-			t.Fatalf("console line %q: %v", sc.Text(), err)
-		}
+	for _, r := range vm.GuestResults[vmResult](t, v, "powercut", 2*time.Minute) {
 		got[r.Step] = r
 	}
 	for _, step := range []string{"size", "modprobe block2mtd", "attach"} {

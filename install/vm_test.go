@@ -1,11 +1,9 @@
 package install_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -170,24 +168,8 @@ func TestVMFlashInstall(t *testing.T) {
 		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.raw_size=%d lifeboat.data_cut=%d lifeboat.data_size=%d", len(raw), cut, len(data)),
 		Memory: 512,
 	})
-	if err := v.ExpectString("flashtest: done", 3*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.WaitTimeout(time.Minute); err != nil {
-		t.Errorf("QEMU did not power off: %v", err)
-	}
 	got := map[string]vmResult{}
-	sc := bufio.NewScanner(strings.NewReader(v.Console()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		_, js, ok := strings.Cut(sc.Text(), "flashtest: {")
-		if !ok {
-			continue
-		}
-		var r vmResult
-		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
-			t.Fatalf("console line %q: %v", sc.Text(), err)
-		}
+	for _, r := range vm.GuestResults[vmResult](t, v, "flashtest", 3*time.Minute) {
 		got[r.Step] = r
 	}
 	for _, step := range []string{"raw_size", "modprobe nandsim", "modprobe ubi", "modprobe zstd", "modprobe ubifs"} {

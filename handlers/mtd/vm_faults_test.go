@@ -1,12 +1,10 @@
 package mtd_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,24 +67,9 @@ func TestVMFlashFaults(t *testing.T) {
 		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.img_size=%d", size),
 		Drives: []vm.Drive{{Path: imgPath, ReadOnly: true}},
 	})
-	if err := v.ExpectString("mtdfault: done", 3*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.WaitTimeout(time.Minute); err != nil {
-		t.Errorf("QEMU did not power off: %v", err)
-	}
 	got := map[string]vmResult{}
 	var rounds []vmResult
-	sc := bufio.NewScanner(strings.NewReader(v.Console()))
-	for sc.Scan() {
-		_, js, ok := strings.Cut(sc.Text(), "mtdfault: {")
-		if !ok {
-			continue
-		}
-		var r vmResult
-		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
-			t.Fatalf("console line %q: %v", sc.Text(), err)
-		}
+	for _, r := range vm.GuestResults[vmResult](t, v, "mtdfault", 3*time.Minute) {
 		got[r.Step] = r
 		if strings.HasPrefix(r.Step, "nand round ") {
 			rounds = append(rounds, r)

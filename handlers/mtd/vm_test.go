@@ -1,16 +1,13 @@
 package mtd_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -88,23 +85,8 @@ func TestVMFlash(t *testing.T) {
 		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.img_size=%d", size),
 		Drives: []vm.Drive{{Path: imgPath, ReadOnly: true}, {Path: flashPath}},
 	})
-	if err := v.ExpectString("mtdtest: done", 4*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.WaitTimeout(time.Minute); err != nil {
-		t.Errorf("QEMU did not power off: %v", err)
-	}
 	got := map[string]vmResult{}
-	sc := bufio.NewScanner(strings.NewReader(v.Console()))
-	for sc.Scan() {
-		_, js, ok := strings.Cut(sc.Text(), "mtdtest: {")
-		if !ok {
-			continue
-		}
-		var r vmResult
-		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
-			t.Fatalf("console line %q: %v", sc.Text(), err)
-		}
+	for _, r := range vm.GuestResults[vmResult](t, v, "mtdtest", 4*time.Minute) {
 		got[r.Step] = r
 	}
 	for _, step := range []string{"modprobe nandsim", "modprobe block2mtd", "nand open", "nor lookup", "nor open"} {

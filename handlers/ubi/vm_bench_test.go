@@ -1,11 +1,9 @@
 package ubi_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -96,25 +94,9 @@ func TestVMFlashBench(t *testing.T) {
 		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.img_size=%d lifeboat.rounds=%d", size, rounds),
 		Drives: []vm.Drive{{Path: imgPath, ReadOnly: true}},
 	})
-	if err := v.ExpectString("flashbench: done", 10*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.WaitTimeout(time.Minute); err != nil {
-		t.Errorf("QEMU did not power off: %v", err)
-	}
-
 	runs := map[string][]float64{}
 	var order []string
-	sc := bufio.NewScanner(strings.NewReader(v.Console()))
-	for sc.Scan() {
-		_, js, ok := strings.Cut(sc.Text(), "flashbench: {")
-		if !ok {
-			continue
-		}
-		var r benchResult
-		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
-			t.Fatalf("console line %q: %v", sc.Text(), err)
-		}
+	for _, r := range vm.GuestResults[benchResult](t, v, "flashbench", 10*time.Minute) {
 		if r.Err != "" {
 			t.Errorf("%s (round %d): %s", r.Step, r.Round, r.Err)
 			continue

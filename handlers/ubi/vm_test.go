@@ -1,17 +1,14 @@
 package ubi_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,24 +59,8 @@ func bootFlash(t *testing.T, init, prefix, appendArgs string, drives []vm.Drive)
 		Append: "console=ttyS0 panic=-1 lifeboat.watchdog=off " + appendArgs,
 		Drives: drives,
 	})
-	if err := v.ExpectString(prefix+": done", 4*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.WaitTimeout(time.Minute); err != nil {
-		t.Errorf("QEMU did not power off: %v", err)
-	}
 	got := map[string]vmResult{}
-	sc := bufio.NewScanner(strings.NewReader(v.Console()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		_, js, ok := strings.Cut(sc.Text(), prefix+": {")
-		if !ok {
-			continue
-		}
-		var r vmResult
-		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
-			t.Fatalf("console line %q: %v", sc.Text(), err)
-		}
+	for _, r := range vm.GuestResults[vmResult](t, v, prefix, 4*time.Minute) {
 		got[r.Step] = r
 	}
 	return got

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -219,4 +220,41 @@ func DebianKernel(t testing.TB) Kernel {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// GuestResults waits for the last line of a test guest made with
+// internal/vm/guest, "<prefix>: done", and for QEMU to power off; then it
+// decodes every "<prefix>: {...}" result line of the console into a T, in
+// the order the guest printed them.
+func GuestResults[T any](t testing.TB, v *VM, prefix string, timeout time.Duration) []T {
+	t.Helper()
+	if err := v.ExpectString(prefix+": done", timeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.WaitTimeout(time.Minute); err != nil {
+		t.Errorf("QEMU did not power off: %v", err)
+	}
+	rs, err := decodeResults[T](v.Console(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func decodeResults[T any](console, prefix string) ([]T, error) {
+	var rs []T
+	sc := bufio.NewScanner(strings.NewReader(console))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		_, js, ok := strings.Cut(sc.Text(), prefix+": {")
+		if !ok {
+			continue
+		}
+		var r T
+		if err := json.Unmarshal([]byte("{"+strings.TrimSpace(js)), &r); err != nil {
+			return nil, fmt.Errorf("console line %q: %w", sc.Text(), err)
+		}
+		rs = append(rs, r)
+	}
+	return rs, sc.Err()
 }
