@@ -158,6 +158,9 @@ type DoneInfo struct {
 	ZeroedBytes     int64   `json:"zeroed_bytes"`
 	Seconds         float64 `json:"duration_seconds"`
 	SecurityVersion uint64  `json:"security_version"` // the device's, after the install
+	// PeakRSSBytes is the installing process's peak resident memory
+	// (VmHWM); 0 where the system does not say.
+	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
 }
 
 // MarshalJSON writes the event as one flat object.

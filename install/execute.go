@@ -26,6 +26,9 @@ type Result struct {
 	Duration     time.Duration
 	// SecurityVersion is the device's security version afterwards.
 	SecurityVersion uint64
+	// PeakRSS is the process's peak resident memory in bytes at the end
+	// of the install (0 where the system does not say).
+	PeakRSS int64
 }
 
 // Execute runs the plan's steps in order and, once all succeeded, records
@@ -63,9 +66,11 @@ func (p *Plan) Execute(ctx context.Context) (*Result, error) {
 		res.SecurityVersion = v
 	}
 	res.Duration = time.Since(start)
+	res.PeakRSS = peakRSS()
 	p.emit(Event{Type: EventDone, Done: &DoneInfo{
 		Steps: len(p.steps), WrittenBytes: res.WrittenBytes, SkippedBytes: res.SkippedBytes,
 		ZeroedBytes: res.ZeroedBytes, Seconds: res.Duration.Seconds(), SecurityVersion: res.SecurityVersion,
+		PeakRSSBytes: res.PeakRSS,
 	}})
 	return res, nil
 }

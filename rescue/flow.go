@@ -517,7 +517,7 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 	sync()
 	env.Log.Printf("%s%s %s in %.1fs: wrote %d chunks (%s), skipped %d chunks (%s), zeroed %s; security version %d; peak memory %s",
 		MsgInstalled, m.Product, m.Version, res.Duration.Seconds(),
-		written, mbytes(res.WrittenBytes), skipped, mbytes(res.SkippedBytes), mbytes(res.ZeroedBytes), res.SecurityVersion, peakMemory())
+		written, mbytes(res.WrittenBytes), skipped, mbytes(res.SkippedBytes), mbytes(res.ZeroedBytes), res.SecurityVersion, peakMemory(res.PeakRSS))
 	if env.Params["hold"] == "finish" {
 		in.hold(ctx, env)
 	}
@@ -682,17 +682,11 @@ func ReadEvents(r io.Reader) ([]map[string]any, error) {
 	return out, nil
 }
 
-// peakMemory is this process's peak resident memory (VmHWM), for the
-// install summary: a board maker sizes the rescue's RAM from it.
-func peakMemory() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
+// peakMemory formats the install's peak resident memory for the summary:
+// a board maker sizes the rescue's RAM from it.
+func peakMemory(n int64) string {
+	if n <= 0 {
 		return "unknown"
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
+	return fmt.Sprintf("%d kB", n>>10)
 }

@@ -13,6 +13,7 @@ pkgs=(
   lz4 xz-utils zstd cpio kmod  # initramfs compression, depmod
   bmap-tools swupdate          # reference updaters for benchmarks
   iproute2 util-linux time openssl  # netns tests, losetup, /usr/bin/time -v, swupdate signing
+  chromium                     # a real browser for the web pages' tests (internal/browser)
 )
 missing=()
 for p in "${pkgs[@]}"; do
