@@ -14,6 +14,7 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/internal/cli"
 	"github.com/lifeboat-updater/lifeboat/network"
@@ -154,43 +155,10 @@ type FlowError struct {
 }
 
 func (e *FlowError) Error() string {
-	return fmt.Sprintf("%s failed, exit %d (%s): %s", e.Stage, e.Code, ExitClass(e.Code), oneLine(e.Err.Error()))
+	return fmt.Sprintf("%s failed, exit %d (%s): %s", e.Stage, e.Code, exitcode.Class(e.Code), oneLine(e.Err.Error()))
 }
 
 func (e *FlowError) Unwrap() error { return e.Err }
-
-// ExitClass names an exit code of the lifeboat command.
-func ExitClass(code int) string {
-	switch code {
-	case install.ExitOK:
-		return "success"
-	case install.ExitInternal:
-		return "error"
-	case install.ExitUsage:
-		return "configuration"
-	case install.ExitUntrusted:
-		return "untrusted"
-	case install.ExitBadSignature:
-		return "bad signature"
-	case install.ExitCorrupt:
-		return "corrupt bundle"
-	case install.ExitTruncated:
-		return "truncated bundle"
-	case install.ExitIncompatible:
-		return "incompatible"
-	case install.ExitRollback:
-		return "rollback refused"
-	case install.ExitNoTarget:
-		return "target missing"
-	case install.ExitTooSmall:
-		return "target too small"
-	case install.ExitTargetIO:
-		return "target I/O"
-	case install.ExitDiffers:
-		return "differs"
-	}
-	return "unknown"
-}
 
 // oneLine keeps a reason on one console line.
 func oneLine(s string) string {
@@ -217,7 +185,7 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 	board, err := in.loadBoard(env)
 	if err != nil {
 		in.sayReason(ctx, env, nil, nil, w)
-		return flowFail("board", install.ExitUsage, err)
+		return flowFail("board", exitcode.Usage, err)
 	}
 	rec, err := newRecoveryEnv(board, in.Resolver)
 	if err != nil {
@@ -229,7 +197,7 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 	}
 	trust, err := bundle.LoadTrustStore(pathOr(in.KeysDir, KeysDir))
 	if err != nil {
-		return flowFail("trust store", install.ExitUntrusted, err)
+		return flowFail("trust store", exitcode.Untrusted, err)
 	}
 
 	spec, from := strings.Join(board.Sources, ","), "board profile"
@@ -243,13 +211,13 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 		}
 		c, err := source.NewClient(source.ClientConfig{Clock: clock, Logf: logf})
 		if err != nil {
-			return flowFail("source", install.ExitInternal, err)
+			return flowFail("source", exitcode.Internal, err)
 		}
 		in.client = c
 	}
 	srcs, err := source.ParseSpec(spec, source.Options{Client: in.client, Media: in.Media, Logf: logf})
 	if err != nil {
-		return flowFail("source", install.ExitUsage, fmt.Errorf("sources from %s: %w", from, err))
+		return flowFail("source", exitcode.Usage, fmt.Errorf("sources from %s: %w", from, err))
 	}
 	names := make([]string, len(srcs))
 	for i, s := range srcs {
@@ -258,7 +226,7 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 	env.Log.Printf("sources (%s): %s", from, strings.Join(names, ", "))
 
 	if srcs, err = in.bringUpNetwork(ctx, env, srcs, logf); err != nil {
-		return flowFail("network", install.ExitInternal, err)
+		return flowFail("network", exitcode.Internal, err)
 	}
 
 	rounds := in.Rounds
@@ -267,7 +235,7 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 	}
 	st, _, err := source.OpenFirst(ctx, srcs, rounds, logf)
 	if err != nil {
-		return flowFail("source", install.ExitInternal, err)
+		return flowFail("source", exitcode.Internal, err)
 	}
 	defer st.Close()
 	return in.install(ctx, env, board, trust, st, rec, w)
@@ -322,9 +290,9 @@ func (in *Installer) factoryReset(ctx context.Context, env *Env, board *boards.P
 	}
 	env.Alive()
 	if err != nil {
-		code := install.ExitTargetIO
+		code := exitcode.TargetIO
 		if errors.Is(err, ErrNoState) {
-			code = install.ExitNoTarget
+			code = exitcode.NoTarget
 		}
 		w.emit("error", map[string]any{"reason": oneLine(err.Error()), "exit_code": code})
 		return flowFail("factory reset", code, err)
@@ -487,7 +455,7 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 	if svInEnv {
 		f, err := in.seedSecurityVersion(env, board, rec)
 		if err != nil {
-			return flowFail("plan", install.ExitRollback, err)
+			return flowFail("plan", exitcode.Rollback, err)
 		}
 		cfg.SecurityVersionFile = f
 	}
@@ -499,7 +467,7 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 		return flowFail("plan", install.ExitCode(err), err)
 	}
 	if err := in.begin(env, rec, w); err != nil {
-		return flowFail("bootenv", install.ExitTargetIO, err)
+		return flowFail("bootenv", exitcode.TargetIO, err)
 	}
 	res, err := plan.Execute(ctx)
 	if err != nil {
@@ -526,7 +494,7 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 		sv = int64(res.SecurityVersion)
 	}
 	if err := in.finish(env, rec, sv, w); err != nil {
-		return flowFail("bootenv", install.ExitTargetIO, err)
+		return flowFail("bootenv", exitcode.TargetIO, err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/network"
 	"github.com/lifeboat-updater/lifeboat/source"
@@ -256,7 +257,7 @@ func TestInstallerFlowFailures(t *testing.T) {
 		{
 			name: "incompatible", compatible: "other-board",
 			cmdline: func(f *flowFixture, url string) string { return "lifeboat.url=" + url },
-			stage:   "plan", code: install.ExitIncompatible,
+			stage:   "plan", code: exitcode.Incompatible,
 		},
 		{
 			name: "untrusted", compatible: flowBoard,
@@ -271,29 +272,29 @@ func TestInstallerFlowFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			stage: "bundle", code: install.ExitUntrusted,
+			stage: "bundle", code: exitcode.Untrusted,
 		},
 		{
 			name: "no keys", compatible: flowBoard,
 			cmdline: func(f *flowFixture, url string) string { return "lifeboat.url=" + url },
 			setup:   func(t *testing.T, f *flowFixture, in *Installer) { in.KeysDir = filepath.Join(f.dir, "none") },
-			stage:   "trust store", code: install.ExitUntrusted,
+			stage:   "trust store", code: exitcode.Untrusted,
 		},
 		{
 			name: "not found", compatible: flowBoard,
 			cmdline: func(f *flowFixture, url string) string { return "lifeboat.url=" + url + ".missing" },
-			stage:   "source", code: install.ExitInternal,
+			stage:   "source", code: exitcode.Internal,
 		},
 		{
 			name: "network off", compatible: flowBoard,
 			cmdline: func(f *flowFixture, url string) string { return "ip=off lifeboat.url=" + url },
-			stage:   "network", code: install.ExitInternal,
+			stage:   "network", code: exitcode.Internal,
 		},
 		{
 			name: "bad board profile", compatible: flowBoard,
 			cmdline: func(f *flowFixture, url string) string { return "lifeboat.reason=button lifeboat.url=" + url },
 			setup:   func(t *testing.T, f *flowFixture, in *Installer) { f.profile = []byte(`{"name": "x", "bogus": 1}`) },
-			stage:   "board", code: install.ExitUsage,
+			stage:   "board", code: exitcode.Usage,
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,7 +310,7 @@ func TestInstallerFlowFailures(t *testing.T) {
 				t.Fatalf("Flow = %v, want a FlowError of stage %q, code %d", err, tt.stage, tt.code)
 			}
 			msg := err.Error()
-			if strings.Contains(msg, "\n") || !strings.Contains(msg, fmt.Sprintf("exit %d (%s)", tt.code, ExitClass(tt.code))) {
+			if strings.Contains(msg, "\n") || !strings.Contains(msg, fmt.Sprintf("exit %d (%s)", tt.code, exitcode.Class(tt.code))) {
 				t.Errorf("error %q, want one line with the exit code and its class", msg)
 			}
 			if !strings.HasPrefix(log.String(), MsgReason) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
 )
 
@@ -39,7 +40,7 @@ func (e *codedError) Unwrap() error { return e.err }
 
 // usagef reports a command line mistake (exit code 2).
 func usagef(format string, a ...any) error {
-	return &codedError{install.ExitUsage, fmt.Errorf(format, a...)}
+	return &codedError{exitcode.Usage, fmt.Errorf(format, a...)}
 }
 
 // Deps are the parts of the command that the rescue image, other builds
@@ -82,10 +83,10 @@ func MainWith(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	err := run(ctx, args, stdin, stdout, stderr, deps)
 	if err == nil {
-		return install.ExitOK
+		return exitcode.OK
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return install.ExitOK
+		return exitcode.OK
 	}
 	fmt.Fprintf(stderr, "lifeboat: %s\n", oneLine(err.Error()))
 	return exitCode(err)
@@ -363,7 +364,7 @@ func loadTrust(paths []string) (*bundle.TrustStore, error) {
 	t, err := bundle.LoadTrustStore(paths...)
 	if err != nil {
 		// Without keys nothing can be trusted.
-		return nil, &codedError{install.ExitUntrusted, err}
+		return nil, &codedError{exitcode.Untrusted, err}
 	}
 	return t, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bootenv"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
 )
 
@@ -261,14 +262,14 @@ func envError(where string, err error) error {
 	code := install.ExitCode(err)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, boards.ErrNoDevice), errors.Is(err, install.ErrTargetMissing):
-		code = install.ExitNoTarget
+		code = exitcode.NoTarget
 	case errors.Is(err, bootenv.ErrBadCRC), errors.Is(err, bootenv.ErrCorrupt):
 		err = fmt.Errorf("%w (an empty one can be made with env set --create)", err)
-		code = install.ExitCorrupt
+		code = exitcode.Corrupt
 	case errors.Is(err, bootenv.ErrTooFull), errors.Is(err, bootenv.ErrSize):
-		code = install.ExitTooSmall
+		code = exitcode.TooSmall
 	case errors.Is(err, bootenv.ErrInvalidName), errors.Is(err, bootenv.ErrInvalidValue), errors.Is(err, bootenv.ErrConfig):
-		code = install.ExitUsage
+		code = exitcode.Usage
 	}
 	if strings.HasPrefix(err.Error(), where) {
 		return &codedError{code, err}
