@@ -3,7 +3,6 @@ package install
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -435,13 +434,13 @@ func TestDisk(t *testing.T) {
 		Name:    installtest.Board,
 		Storage: map[string]boards.Storage{"disk": {Paths: []string{"/nonexistent/mmcblk0", disk}}},
 		Targets: map[string]boards.TargetSpec{"system": {Device: "disk", Partition: "rootfs"}},
-		BootEnv: map[string]json.RawMessage{"uboot": json.RawMessage(`{"type": "uboot"}`)},
+		BootEnv: map[string]boards.BootEnv{"uboot": {Type: boards.EnvUBoot}},
 	}
 	env := &fakeEnv{vars: map[string]string{"upgrade": "1"}}
 	var events []Event
 	cfg := Config{Board: prof, Observer: func(e Event) { events = append(events, e) },
 		Env: func(et EnvTarget) (EnvStore, error) {
-			if et.Name != "uboot" || string(et.Config) != `{"type": "uboot"}` {
+			if et != (EnvTarget{Name: "uboot"}) {
 				return nil, fmt.Errorf("env target %+v", et)
 			}
 			return env, nil

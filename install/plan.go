@@ -447,13 +447,7 @@ func (r *resolver) diskLayout(path string) *partitions.Layout {
 		return dt.layout
 	}
 	var dt diskTable
-	d, err := handlers.Open(path, handlers.Options{})
-	if err != nil {
-		dt.err = err
-	} else {
-		dt.layout, dt.err = partitions.Read(d, d.Size(), d.SectorSize())
-		d.Close()
-	}
+	dt.layout, dt.err = partitions.ReadDevice(path)
 	r.disk[path] = dt
 	return dt.layout
 }
@@ -494,12 +488,13 @@ func (r *resolver) planEnv(ps *planned) error {
 	s := ps.step
 	et := EnvTarget{Name: s.Target}
 	ps.info.Via = viaBootEnv
+	inProfile := false
 	if path, ok := r.cfg.Targets[s.Target]; ok {
 		et.Path, ps.info.Via, ps.info.Path = path, viaCommandLine, path
 	} else if r.cfg.Board != nil {
-		et.Config = r.cfg.Board.BootEnv[s.Target]
+		_, inProfile = r.cfg.Board.BootEnv[s.Target]
 	}
-	if et.Path == "" && et.Config == nil {
+	if et.Path == "" && !inProfile {
 		return fmt.Errorf("%w: no bootloader environment %q in the board profile", ErrTargetMissing, s.Target)
 	}
 	if r.cfg.ReadOnly {

@@ -12,11 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-updater/lifeboat/boardenv"
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
-	"github.com/lifeboat-updater/lifeboat/internal/cli"
 	"github.com/lifeboat-updater/lifeboat/network"
 	"github.com/lifeboat-updater/lifeboat/partitions"
 	"github.com/lifeboat-updater/lifeboat/source"
@@ -309,16 +309,7 @@ func (in *Installer) factoryReset(ctx context.Context, env *Env, board *boards.P
 
 // isBlank reports whether the disk at path holds no partition table.
 func isBlank(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return false, err
-	}
-	_, err = partitions.Read(f, size, 512)
+	_, err := partitions.ReadDevice(path)
 	switch {
 	case errors.Is(err, partitions.ErrNoTable):
 		return true, nil
@@ -448,7 +439,9 @@ func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profil
 	cfg := install.Config{
 		Board:    board,
 		Resolver: r,
-		Env:      cli.EnvOpener(board, r),
+		Env: func(t install.EnvTarget) (install.EnvStore, error) {
+			return boardenv.Open(board, r, t.Name, t.Path)
+		},
 		Observer: observe,
 	}
 	svInEnv := rec.hasEnv() && rec.rec.SecurityVersion != ""

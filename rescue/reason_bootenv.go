@@ -11,10 +11,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lifeboat-updater/lifeboat/boardenv"
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bootenv"
 	"github.com/lifeboat-updater/lifeboat/install"
-	"github.com/lifeboat-updater/lifeboat/internal/cli"
 	"github.com/lifeboat-updater/lifeboat/partitions"
 )
 
@@ -143,19 +143,7 @@ func newRecoveryEnv(board *boards.Profile, r boards.Resolver) (*recoveryEnv, err
 	if re.name, err = board.RecoveryEnv(); err != nil {
 		return nil, err
 	}
-	opener := cli.EnvOpener(board, r)
-	raw := board.BootEnv[re.name]
-	re.open = func() (bootenv.Store, error) {
-		st, err := opener(install.EnvTarget{Name: re.name, Config: raw})
-		if err != nil {
-			return nil, err
-		}
-		s, ok := st.(bootenv.Store)
-		if !ok {
-			return nil, fmt.Errorf("bootenv %q cannot be read", re.name)
-		}
-		return s, nil
-	}
+	re.open = func() (bootenv.Store, error) { return boardenv.Open(board, r, re.name, "") }
 	return re, nil
 }
 

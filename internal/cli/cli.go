@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/lifeboat-updater/lifeboat/boardenv"
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/exitcode"
@@ -46,9 +47,6 @@ func usagef(format string, a ...any) error {
 // Deps are the parts of the command that the rescue image, other builds
 // or tests replace.
 type Deps struct {
-	// Env opens bootloader environments for env steps; nil: bundles with
-	// env steps are refused at planning time.
-	Env install.EnvOpener
 	// OpenURL streams a bundle from an http(s) URL.
 	OpenURL func(ctx context.Context, url string) (io.ReadCloser, error)
 	// IsTerminal reports whether w is a terminal, for the live progress
@@ -206,7 +204,6 @@ func (o *options) config(deps Deps) (install.Config, error) {
 	cfg := install.Config{
 		Resolver:            deps.Resolver,
 		SecurityVersionFile: o.secVerFile,
-		Env:                 deps.Env,
 		Flash:               deps.Flash,
 		Workers:             o.workers,
 		NoSkip:              o.noSkip,
@@ -234,8 +231,8 @@ func (o *options) config(deps Deps) (install.Config, error) {
 		return cfg, err
 	}
 	cfg.Board = board
-	if cfg.Env == nil {
-		cfg.Env = EnvOpener(board, deps.Resolver)
+	cfg.Env = func(t install.EnvTarget) (install.EnvStore, error) {
+		return boardenv.Open(board, deps.Resolver, t.Name, t.Path)
 	}
 	if board == nil && cfg.BoardName == "" {
 		return cfg, usagef("no board profile (%s does not exist): give --board FILE|NAME or --board-name NAME[:REV]", boards.DefaultPath)

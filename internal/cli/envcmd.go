@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lifeboat-updater/lifeboat/boardenv"
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bootenv"
 	"github.com/lifeboat-updater/lifeboat/exitcode"
@@ -235,21 +236,12 @@ func (o *envOptions) open(deps Deps) (bootenv.Store, string, error) {
 			return nil, "", usagef("board %s: %w; give --bootenv NAME", board.Name, err)
 		}
 	}
-	raw, ok := board.BootEnv[name]
-	if !ok {
+	if _, ok := board.BootEnv[name]; !ok {
 		return nil, "", usagef("board %s has no bootenv %q (it has %s)", board.Name, name, strings.Join(slices.Sorted(maps.Keys(board.BootEnv)), ", "))
 	}
-	opener := deps.Env
-	if opener == nil {
-		opener = EnvOpener(board, deps.Resolver)
-	}
-	st, err := opener(install.EnvTarget{Name: name, Config: raw})
+	s, err := boardenv.Open(board, deps.Resolver, name, "")
 	if err != nil {
 		return nil, "", envError("bootenv "+name, err)
-	}
-	s, ok := st.(bootenv.Store)
-	if !ok {
-		return nil, "", fmt.Errorf("bootenv %q: cannot be read", name)
 	}
 	return s, "bootenv " + name, nil
 }

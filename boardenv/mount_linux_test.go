@@ -1,4 +1,4 @@
-package cli
+package boardenv
 
 import (
 	"context"
@@ -17,7 +17,6 @@ import (
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bootenv"
 	"github.com/lifeboat-updater/lifeboat/initramfs"
-	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/internal/vm"
 	"golang.org/x/sys/unix"
 )
@@ -44,37 +43,50 @@ func TestFindMount(t *testing.T) {
 	}
 }
 
-func TestEnvEntryFile(t *testing.T) {
+func TestOpenEntryErrors(t *testing.T) {
 	p := &boards.Profile{Name: "b", Storage: map[string]boards.Storage{"disk": {Paths: []string{"/nonexistent/disk"}}}}
 	for _, tc := range []struct {
-		name, entry string
-		want        error
+		name  string
+		entry boards.BootEnv
+		want  error
 	}{
-		{"no device", `{"type":"uboot","file":"uboot.env"}`, bootenv.ErrConfig},
-		{"path too", `{"type":"uboot","device":"disk","path":"/x","file":"uboot.env"}`, bootenv.ErrConfig},
-		{"redundant", `{"type":"uboot","device":"disk","file":"uboot.env","redundant_offset":16384}`, bootenv.ErrConfig},
-		{"outside", `{"type":"uboot","device":"disk","file":"../uboot.env"}`, bootenv.ErrConfig},
-		{"absolute", `{"type":"uboot","device":"disk","file":"/uboot.env"}`, bootenv.ErrConfig},
-		{"no device found", `{"type":"uboot","device":"disk","partition":"boot","file":"uboot.env"}`, boards.ErrNoDevice},
+		{"no device", boards.BootEnv{Type: "uboot", File: "uboot.env"}, bootenv.ErrConfig},
+		{"path too", boards.BootEnv{Type: "uboot", Device: "disk", Path: "/x", File: "uboot.env"}, bootenv.ErrConfig},
+		{"redundant", boards.BootEnv{Type: "uboot", Device: "disk", File: "uboot.env", Redundant: 16384}, bootenv.ErrConfig},
+		{"outside", boards.BootEnv{Type: "uboot", Device: "disk", File: "../uboot.env"}, bootenv.ErrConfig},
+		{"absolute", boards.BootEnv{Type: "uboot", Device: "disk", File: "/uboot.env"}, bootenv.ErrConfig},
+		{"type", boards.BootEnv{Type: "efi", Path: "/x"}, bootenv.ErrConfig},
+		{"no device found", boards.BootEnv{Type: "uboot", Device: "disk", Partition: "boot", File: "uboot.env"}, boards.ErrNoDevice},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := EnvOpener(p, boards.Resolver{SysRoot: t.TempDir()})(install.EnvTarget{Name: "uboot", Config: json.RawMessage(tc.entry)})
-			if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
-				t.Errorf("EnvOpener(%s) = %v, want %v", tc.entry, err, tc.want)
+			p.BootEnv = map[string]boards.BootEnv{"uboot": tc.entry}
+			s, err := Open(p, boards.Resolver{SysRoot: t.TempDir()}, "uboot", "")
+			if err == nil || !errors.Is(err, tc.want) {
+				t.Errorf("Open(%+v) = %v, %v; want %v", tc.entry, s, err, tc.want)
 			}
 		})
+	}
+	if _, err := Open(p, boards.Resolver{}, "other", ""); !errors.Is(err, ErrNoEntry) {
+		t.Errorf("Open(no such entry) = %v, want ErrNoEntry", err)
 	}
 	// A file given on the command line wins over the entry's filesystem.
 	f := filepath.Join(t.TempDir(), "uboot.env")
 	os.WriteFile(f, make([]byte, 0x4000), 0o644)
-	cfg, fsys, err := envConfig(p, boards.Resolver{}, install.EnvTarget{Name: "uboot", Path: f,
-		Config: json.RawMessage(`{"type":"uboot","device":"disk","partition":"boot","file":"uboot.env"}`)})
+	e := boards.BootEnv{Type: "uboot", Device: "disk", Partition: "boot", File: "uboot.env"}
+	cfg, fsys, err := config(p, boards.Resolver{}, "uboot", e, f)
 	want := bootenv.Config{Type: bootenv.UBoot, Size: 0x4000, Copies: []bootenv.Location{{Path: f}}}
 	if err != nil || fsys != nil {
-		t.Fatalf("envConfig(--target) = %v, %v", fsys, err)
+		t.Fatalf("config(--target) = %v, %v", fsys, err)
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
-		t.Errorf("envConfig(--target) mismatch (-want +got):\n%s", diff)
+		t.Errorf("config(--target) mismatch (-want +got):\n%s", diff)
+	}
+	// Without a profile entry, a file the size of a GRUB block is one.
+	g := filepath.Join(t.TempDir(), "grubenv")
+	os.WriteFile(g, make([]byte, bootenv.GRUBEnvSize), 0o644)
+	cfg, _, err = config(nil, boards.Resolver{}, "grubenv", boards.BootEnv{}, g)
+	if err != nil || cfg.Type != bootenv.GRUB || cfg.Path != g {
+		t.Errorf("config(grubenv file) = %+v, %v; want GRUB at %s", cfg, err, g)
 	}
 }
 
@@ -125,7 +137,7 @@ func TestPartitionNode(t *testing.T) {
 // mounted under /run and unmounted again), then with it mounted (that
 // mount is used, nothing more mounted). The host kernel has ext4 but no
 // vfat, so the filesystem here is ext4 ("fstype"); vfat is TestVMEnvFAT's.
-func TestEnvFileInFilesystem(t *testing.T) {
+func TestFileInFilesystem(t *testing.T) {
 	for _, tool := range []string{"losetup", "partx", "sgdisk", "mkfs.ext4", "debugfs", "mkenvimage", "fw_printenv"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (Debian util-linux, gdisk, e2fsprogs, u-boot-tools, libubootenv-tool): %v", tool, err)
@@ -148,9 +160,34 @@ func TestEnvFileInFilesystem(t *testing.T) {
 	loop := strings.TrimSpace(runTool(t, "losetup", "--show", "-f", "-P", disk))
 	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
 
-	board := filepath.Join(dir, "board.json")
-	os.WriteFile(board, []byte(`{"name":"fat-board","storage":{"disk":"`+loop+`"},
- "bootenv":{"uboot":{"type":"uboot","device":"disk","partition":"boot","file":"uboot.env","fstype":"ext4"}}}`), 0o644)
+	board := &boards.Profile{Name: "fat-board", Storage: map[string]boards.Storage{"disk": {Paths: []string{loop}}},
+		BootEnv: map[string]boards.BootEnv{"uboot": {Type: "uboot", Device: "disk", Partition: "boot", File: "uboot.env", FSType: "ext4"}}}
+	apply := func(t *testing.T, set map[string]string) {
+		t.Helper()
+		s, err := Open(board, boards.Resolver{}, "uboot", "")
+		if err != nil {
+			t.Fatalf("Open = %v", err)
+		}
+		if err := s.Apply(set, nil); err != nil {
+			t.Errorf("Apply(%v) = %v", set, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close = %v", err)
+		}
+	}
+	get := func(t *testing.T, name string) string {
+		t.Helper()
+		s, err := Open(board, boards.Resolver{}, "uboot", "")
+		if err != nil {
+			t.Fatalf("Open = %v", err)
+		}
+		defer s.Close()
+		env, err := s.Load()
+		if err != nil {
+			t.Fatalf("Load = %v", err)
+		}
+		return env.Vars()[name]
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(loop, &st); err != nil {
 		t.Fatal(err)
@@ -183,11 +220,9 @@ func TestEnvFileInFilesystem(t *testing.T) {
 	before := left()
 
 	t.Run("unmounted", func(t *testing.T) {
-		lifeboat(nil, "env", "set", "--board", board, "new=1", "bootcmd=run rescue").check(t, 0, "")
-		r := lifeboat(nil, "env", "print", "--board", board, "-n", "new")
-		r.check(t, 0, "")
-		if r.stdout != "1\n" {
-			t.Errorf("env print -n new = %q, want 1", r.stdout)
+		apply(t, map[string]string{"new": "1", "bootcmd": "run rescue"})
+		if got := get(t, "new"); got != "1" {
+			t.Errorf("new = %q, want 1", got)
 		}
 		if n := mounts(); n != 0 {
 			t.Errorf("%s mounted %d times after the command, want 0", key, n)
@@ -218,7 +253,7 @@ func TestEnvFileInFilesystem(t *testing.T) {
 			t.Fatalf("mount: %v", err)
 		}
 		defer unix.Unmount(mnt, 0)
-		lifeboat(nil, "env", "set", "--board", board, "other=2").check(t, 0, "")
+		apply(t, map[string]string{"other": "2"})
 		if n := mounts(); n != 1 {
 			t.Errorf("%s mounted %d times, want 1 (the test's)", key, n)
 		}
@@ -273,6 +308,15 @@ const fatBoard = `{
   "storage": {"disk": "/dev/vda"},
   "bootenv": {"uboot": {"type": "uboot", "device": "disk", "partition": "boot", "file": "uboot.env"}}
 }`
+
+func runTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
 
 // TestVMEnvFAT boots the pinned Debian kernel with testdata/fatenvinit as
 // PID 1 and a virtio disk the host made: GPT, a FAT partition "boot"

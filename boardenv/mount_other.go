@@ -1,6 +1,6 @@
 //go:build !linux
 
-package cli
+package boardenv
 
 import (
 	"errors"
@@ -11,11 +11,11 @@ import (
 
 // ErrNotBlockDevice means a bootenv entry's file lives in a filesystem on
 // something that is not a block device.
-var ErrNotBlockDevice = errors.New("cli: not a block device")
+var ErrNotBlockDevice = errors.New("boardenv: not a block device")
 
 // errNoMount is why an environment file inside a filesystem cannot be
 // reached here: mounting is Linux's.
-var errNoMount = errors.New("cli: mounting a filesystem for a bootenv file needs Linux; give the mounted file with --target NAME=PATH")
+var errNoMount = errors.New("boardenv: mounting a filesystem for a bootenv file needs Linux; give the mounted file with --target NAME=PATH")
 
 type envMount struct{ dir string }
 

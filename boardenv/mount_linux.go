@@ -1,4 +1,4 @@
-package cli
+package boardenv
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 // ErrNotBlockDevice means a bootenv entry's file lives in a filesystem on
 // something that is not a block device (a disk image given with
 // --storage): the kernel can only mount block devices.
-var ErrNotBlockDevice = errors.New("cli: not a block device")
+var ErrNotBlockDevice = errors.New("boardenv: not a block device")
 
 // envFS is where the filesystems holding environment files are mounted:
 // /run is a tmpfs in the rescue, swept at reboot.

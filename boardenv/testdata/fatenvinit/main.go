@@ -1,4 +1,4 @@
-// Command fatenvinit is the PID 1 of package cli's TestVMEnvFAT. On the
+// Command fatenvinit is the PID 1 of package boardenv's TestVMEnvFAT. On the
 // rescue platform (which loads the board profile's modules: virtio_blk,
 // vfat and its code pages) it waits for /dev/vda, runs `lifeboat env set`
 // then `lifeboat env print` (package cli, in-process) on the profile's
