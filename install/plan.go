@@ -75,6 +75,14 @@ type Config struct {
 	Observer Observer
 }
 
+// withDefaults fills in what a zero Config leaves to the engine.
+func (cfg Config) withDefaults() Config {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	return cfg
+}
+
 // Plan is a checked install: every target found and big enough, the board
 // compatible, the security version acceptable.
 type Plan struct {
@@ -119,9 +127,7 @@ const (
 // Nothing is written. Errors wrap ErrIncompatible, ErrRollback,
 // ErrTargetMissing, ErrTargetTooSmall, ErrTargetIO or ErrNotStreamable.
 func NewPlan(br *bundle.Reader, cfg Config) (*Plan, error) {
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
+	cfg = cfg.withDefaults()
 	m := br.Manifest()
 	p := &Plan{cfg: cfg, br: br}
 
@@ -174,22 +180,31 @@ func NewPlan(br *bundle.Reader, cfg Config) (*Plan, error) {
 		}
 	}
 
-	r := &resolver{cfg: cfg, disk: map[string]diskTable{}}
-	for i := range m.Steps {
-		s := &m.Steps[i]
+	p.info.DeviceSecurityVersion = p.deviceSV
+	p.info.BundleSecurityVersion = m.SecurityVersion
+	if err := p.resolve(m.Steps); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// resolve finds every step's target and checks it, then announces the
+// plan. A failure closes what was opened.
+func (p *Plan) resolve(steps []bundle.Step) error {
+	r := &resolver{cfg: p.cfg, disk: map[string]diskTable{}}
+	for i := range steps {
+		s := &steps[i]
 		ps := &planned{n: i + 1, step: s, info: PlanStep{Step: i + 1, Type: string(s.Type), Target: s.Target}}
 		if err := r.plan(p, ps); err != nil {
 			p.closeEnvs()
-			return nil, &StepError{Step: i + 1, Type: s.Type, Target: s.Target, Err: err}
+			return &StepError{Step: i + 1, Type: s.Type, Target: s.Target, Err: err}
 		}
 		p.steps = append(p.steps, ps)
 		p.info.Steps = append(p.info.Steps, ps.info)
 	}
 	p.info.Board = p.board
-	p.info.DeviceSecurityVersion = p.deviceSV
-	p.info.BundleSecurityVersion = m.SecurityVersion
 	p.emit(Event{Type: EventPlan, Plan: &p.info})
-	return p, nil
+	return nil
 }
 
 // Info describes the plan, as the plan event does.

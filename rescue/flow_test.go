@@ -20,6 +20,8 @@ import (
 	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/network"
+	"github.com/lifeboat-updater/lifeboat/pid1"
+	"github.com/lifeboat-updater/lifeboat/pid1/pid1test"
 	"github.com/lifeboat-updater/lifeboat/source"
 )
 
@@ -120,9 +122,9 @@ func (f *flowFixture) installer(console *bytes.Buffer) *Installer {
 	}
 }
 
-func (f *flowFixture) env(log Logger, cmdline string) *Env {
-	params := ParseCmdline(cmdline)
-	return &Env{Log: log, Cmdline: params, Params: Params(params), BoardProfile: f.profile}
+func (f *flowFixture) env(log pid1.Logger, cmdline string) *pid1.Env {
+	params := pid1.ParseCmdline(cmdline)
+	return &pid1.Env{Log: log, Cmdline: params, Params: pid1.Params(params), BoardProfile: f.profile}
 }
 
 // fixedClock keeps the test from setting the host's clock.
@@ -147,7 +149,7 @@ func TestInstallerFlow(t *testing.T) {
 	var console bytes.Buffer
 	in := f.installer(&console)
 
-	log := &lines{}
+	log := &pid1test.Log{}
 	if err := in.Flow(context.Background(), f.env(log, "console=ttyS0 lifeboat.url="+url+" lifeboat.events=console")); err != nil {
 		t.Fatalf("Flow = %v; log:\n%s", err, log)
 	}
@@ -216,7 +218,7 @@ func TestInstallerFlow(t *testing.T) {
 
 	// Again, as after a power cut at the very end: nothing to write. The
 	// network is up already, and the reason is the first attempt's.
-	log2 := &lines{}
+	log2 := &pid1test.Log{}
 	if err := in.Flow(context.Background(), f.env(log2, "lifeboat.url="+url)); err != nil {
 		t.Fatalf("second Flow = %v; log:\n%s", err, log2)
 	}
@@ -230,7 +232,7 @@ func TestInstallerFlow(t *testing.T) {
 	}
 
 	// A new boot of the rescue sees the installed table.
-	log3 := &lines{}
+	log3 := &pid1test.Log{}
 	in3 := f.installer(&bytes.Buffer{})
 	if err := in3.Flow(context.Background(), f.env(log3, "lifeboat.url=file:"+f.bundle)); err != nil {
 		t.Fatalf("third Flow = %v; log:\n%s", err, log3)
@@ -303,7 +305,7 @@ func TestInstallerFlowFailures(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, f, in)
 			}
-			log := &lines{}
+			log := &pid1test.Log{}
 			err := in.Flow(context.Background(), f.env(log, tt.cmdline(f, serveFile(t, f.bundle))))
 			var fe *FlowError
 			if !errors.As(err, &fe) || fe.Stage != tt.stage || fe.Code != tt.code {
@@ -333,7 +335,7 @@ func TestInstallerFlowFailures(t *testing.T) {
 func TestInstallerReason(t *testing.T) {
 	f := newFlowFixture(t, flowBoard)
 	in := f.installer(&bytes.Buffer{})
-	log := &lines{}
+	log := &pid1test.Log{}
 	_ = in.Flow(context.Background(), f.env(log, `lifeboat.reason="boot count exceeded" lifeboat.url=file:/nonexistent`))
 	if first := strings.SplitN(log.String(), "\n", 2)[0]; first != MsgReason+"boot count exceeded; action: reinstall" {
 		t.Errorf("first line %q, want the command line's reason", first)
@@ -350,7 +352,7 @@ func TestIPParam(t *testing.T) {
 		{"ip=off ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:none", "static"},
 		{"nfsaddrs=off", "off"},
 	} {
-		p, err := ipParam(ParseCmdline(tt.cmdline))
+		p, err := ipParam(pid1.ParseCmdline(tt.cmdline))
 		if err != nil {
 			t.Errorf("ipParam(%q) = %v", tt.cmdline, err)
 			continue

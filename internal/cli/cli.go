@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
+	"github.com/lifeboat-updater/lifeboat/source"
 )
 
 // DefaultKeys is where the rescue image keeps the keys it trusts.
@@ -61,7 +61,7 @@ type Deps struct {
 
 // DefaultDeps are the parts used by Main.
 func DefaultDeps() Deps {
-	return Deps{OpenURL: httpGet, IsTerminal: isTerminal}
+	return Deps{OpenURL: httpOpen, IsTerminal: isTerminal}
 }
 
 // Main runs the lifeboat command with args (without the program name) and
@@ -74,7 +74,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 // MainWith is Main with deps.
 func MainWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, deps Deps) int {
 	if deps.OpenURL == nil {
-		deps.OpenURL = httpGet
+		deps.OpenURL = httpOpen
 	}
 	if deps.IsTerminal == nil {
 		deps.IsTerminal = func(io.Writer) bool { return false }
@@ -86,7 +86,7 @@ func MainWith(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if errors.Is(err, flag.ErrHelp) {
 		return exitcode.OK
 	}
-	fmt.Fprintf(stderr, "lifeboat: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(stderr, "lifeboat: %s\n", install.OneLine(err.Error()))
 	return exitCode(err)
 }
 
@@ -96,11 +96,6 @@ func exitCode(err error) int {
 		return ce.code
 	}
 	return install.ExitCode(err)
-}
-
-// oneLine keeps a reason on one line, whatever wrapped errors contain.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }
 
 const usage = `usage: lifeboat COMMAND [flags] BUNDLE
@@ -333,20 +328,17 @@ func openBundle(ctx context.Context, arg string, stdin io.Reader, trust *bundle.
 	return &bundleSource{br: br, name: arg, closer: f}, nil
 }
 
-func httpGet(ctx context.Context, url string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// httpOpen streams a bundle over HTTP(S) with the rescue's client
+// (package source): it resumes with Range requests over dropped
+// connections, checks that the file did not change meanwhile, and trusts
+// the system's CA roots.
+func httpOpen(ctx context.Context, url string) (io.ReadCloser, error) {
+	h := &source.HTTP{URL: url}
+	st, err := h.Open(ctx)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, fmt.Errorf("fetching %s: %w", h, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("fetching %s: %s", url, resp.Status)
-	}
-	return resp.Body, nil
+	return st, nil
 }
 
 func isTerminal(w io.Writer) bool {

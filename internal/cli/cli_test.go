@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -315,7 +318,40 @@ func TestURL(t *testing.T) {
 	if !bytes.Equal(got[:len(f.data)], f.data) {
 		t.Error("target does not hold the image")
 	}
-	lifeboat(nil, f.args("install", srv.URL+"/other.bundle")...).check(t, exitcode.Internal, "404 Not Found")
+	lifeboat(nil, f.args("install", srv.URL+"/other.bundle")...).check(t, exitcode.Internal, "404")
+}
+
+// TestURLResume drops the connection half way through the bundle: the
+// install resumes with a Range request and completes.
+func TestURLResume(t *testing.T) {
+	f := newFixture(t, 0)
+	var requests, ranged atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(f.bundle)))
+			w.Header().Set("ETag", `"v1"`)
+			w.Write(f.bundle[:len(f.bundle)/2])
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		if r.Header.Get("Range") != "" {
+			ranged.Add(1)
+		}
+		w.Header().Set("ETag", `"v1"`)
+		http.ServeContent(w, r, "demo.bundle", time.Time{}, bytes.NewReader(f.bundle))
+	}))
+	defer srv.Close()
+	lifeboat(nil, f.args("install", srv.URL+"/demo.bundle")...).check(t, 0, "")
+	got, _ := os.ReadFile(f.target)
+	if !bytes.Equal(got[:len(f.data)], f.data) {
+		t.Error("target does not hold the image")
+	}
+	if ranged.Load() == 0 {
+		t.Errorf("no Range request after the drop (%d requests)", requests.Load())
+	}
 }
 
 func TestBoardProfile(t *testing.T) {

@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/internal/cli"
-	"github.com/lifeboat-updater/lifeboat/rescue"
+	"github.com/lifeboat-updater/lifeboat/pid1"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
-	rescue.Run(rescue.Config{Flow: flow})
+	pid1.Run(pid1.Config{Flow: flow})
 }
 
 type result struct {
@@ -31,7 +31,7 @@ type result struct {
 	Stderr string `json:"stderr,omitempty"`
 }
 
-func flow(ctx context.Context, env *rescue.Env) error {
+func flow(ctx context.Context, env *pid1.Env) error {
 	// The disk shows up a little after virtio_blk loads.
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if _, err := os.Stat("/dev/vda1"); err == nil {

@@ -1,4 +1,4 @@
-package rescue_test
+package pid1_test
 
 import (
 	"context"
@@ -13,16 +13,16 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/initramfs"
 	"github.com/lifeboat-updater/lifeboat/internal/vm"
-	"github.com/lifeboat-updater/lifeboat/rescue"
+	"github.com/lifeboat-updater/lifeboat/pid1"
 )
 
 // These tests boot the rescue platform in QEMU with the pinned Debian
 // kernel (scripts/fetch-kernel.sh), as PID 1 of an image built by package
-// initramfs: testdata/rescueinit (rescue.Run with DefaultFlow, plus the
+// initramfs: testdata/pid1init (pid1.Run with DefaultFlow, plus the
 // test switches it documents) and the modules of testdata/board.json.
 // `go test -short` skips them.
 
-const marker = "lifeboat: " + rescue.ReadyMarker
+const marker = "lifeboat: " + pid1.ReadyMarker
 
 var (
 	imagesMu  sync.Mutex
@@ -74,14 +74,14 @@ func image(t *testing.T, f initramfs.Format) initramfs.Result {
 	}
 	start := time.Now()
 	r, err := initramfs.Build(context.Background(), initramfs.Options{
-		Init:         "./testdata/rescueinit",
+		Init:         "./testdata/pid1init",
 		KernelDir:    k.Root,
 		KVer:         k.KVer,
 		Modules:      board.Modules,
 		BoardProfile: profile,
 		Keys:         []string{key},
 		Format:       f,
-		Output:       filepath.Join(imagesDir, "rescue.cpio."+string(f)),
+		Output:       filepath.Join(imagesDir, "pid1.cpio."+string(f)),
 	})
 	if err != nil {
 		t.Fatalf("initramfs.Build(%s) = %v", f, err)

@@ -1,4 +1,4 @@
-package rescue
+package pid1
 
 import (
 	"context"
@@ -53,10 +53,6 @@ func (OS) Mount(source, target, fstype string, flags uintptr, data string) error
 }
 
 func (OS) Symlink(oldname, newname string) error { return os.Symlink(oldname, newname) }
-
-// Main is PID 1: Run with the install flow (InstallFlow). It never
-// returns.
-func Main() { Run(Config{Flow: InstallFlow()}) }
 
 // Run brings the system up and runs cfg.Flow forever. It never returns.
 //
@@ -301,7 +297,7 @@ func PowerOff() error { return shutdown(unix.LINUX_REBOOT_CMD_POWER_OFF, "power 
 func shutdown(cmd int, what string) error {
 	unix.Sync()
 	if err := unix.Reboot(cmd); err != nil {
-		return fmt.Errorf("rescue: %s: %w", what, err)
+		return fmt.Errorf("pid1: %s: %w", what, err)
 	}
 	return nil
 }

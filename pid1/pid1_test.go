@@ -1,10 +1,9 @@
-package rescue
+package pid1
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,28 +13,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lifeboat-updater/lifeboat/pid1/pid1test"
 )
 
 // lines is a test log sink.
-type lines struct {
-	mu sync.Mutex
-	l  []string
-}
-
-func (l *lines) Printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.l = append(l.l, fmt.Sprintf(format, args...))
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.l, "\n")
-}
-
 func TestSuperviseRetriesThenReboots(t *testing.T) {
-	log := &lines{}
+	log := &pid1test.Log{}
 	var reboots int
 	env := &Env{Log: log, reboot: func() error { reboots++; return errors.New("not PID 1") }}
 	dev := &fakeWatchdog{}
@@ -85,7 +68,7 @@ func TestSuperviseRetriesThenReboots(t *testing.T) {
 	if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, slept); diff != "" {
 		t.Errorf("backoff waits mismatch (-want +got):\n%s", diff)
 	}
-	for _, want := range []string{"attempt 1 failed: no bundle", "attempt 2 failed: rescue: flow panicked: bug", "attempt 3 failed: network down", "done, rebooting", "reboot failed: not PID 1"} {
+	for _, want := range []string{"attempt 1 failed: no bundle", "attempt 2 failed: pid1: flow panicked: bug", "attempt 3 failed: network down", "done, rebooting", "reboot failed: not PID 1"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
@@ -128,7 +111,7 @@ func TestSleepAliveFeedsWatchdog(t *testing.T) {
 }
 
 func TestDefaultFlow(t *testing.T) {
-	log := &lines{}
+	log := &pid1test.Log{}
 	env := &Env{Log: log, Params: map[string]string{"b": "1", "a": ""}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

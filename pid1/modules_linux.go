@@ -1,4 +1,4 @@
-package rescue
+package pid1
 
 import (
 	"errors"
@@ -7,12 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/lifeboat-updater/lifeboat/kmod"
 	"golang.org/x/sys/unix"
 )
 
 // ErrModuleNotFound reports a module that is neither in the image's
 // modules.dep nor built into the kernel.
-var ErrModuleNotFound = errors.New("rescue: kernel module not found")
+var ErrModuleNotFound = errors.New("pid1: kernel module not found")
 
 // LoadModules loads the named kernel modules, with their dependencies, from
 // /lib/modules/$(uname -r) as listed in its modules.dep. No names means
@@ -33,8 +34,8 @@ func LoadModules(log Logger, names []string) []string {
 	}
 	kver := unix.ByteSliceToString(u.Release[:])
 	dir := filepath.Join(ModulesDir, kver)
-	dep, err := readModulesDep(filepath.Join(dir, "modules.dep"))
-	if errors.Is(err, os.ErrNotExist) {
+	dep, err := kmod.ReadDep(dir)
+	if errors.Is(err, kmod.ErrNoDep) {
 		if len(names) > 0 {
 			log.Printf("modules: no modules.dep in %s", dir)
 		}
@@ -45,12 +46,16 @@ func LoadModules(log Logger, names []string) []string {
 		return nil
 	}
 	if len(names) == 0 {
-		names = dep.order
+		names = dep.Order
+	}
+	builtin, err := kmod.ReadBuiltin(dir)
+	if err != nil {
+		log.Printf("modules: %v", err)
 	}
 	l := &moduleLoader{
 		dir:     dir,
 		dep:     dep,
-		builtin: readBuiltin(filepath.Join(dir, "modules.builtin")),
+		builtin: builtin,
 		loaded:  map[string]error{},
 		load:    finitModule,
 	}
@@ -67,17 +72,10 @@ func LoadModules(log Logger, names []string) []string {
 	return loaded
 }
 
-// modulesDep is a parsed modules.dep.
-type modulesDep struct {
-	files map[string]string   // module name -> file, relative to the dir
-	deps  map[string][]string // module name -> names it needs
-	order []string            // names in the file's order
-}
-
 // moduleLoader loads modules and what they depend on, each once.
 type moduleLoader struct {
 	dir     string
-	dep     *modulesDep
+	dep     *kmod.Dep
 	builtin map[string]bool
 	loaded  map[string]error // name -> the outcome of loading it
 	// load loads one module file; finitModule in the rescue.
@@ -88,7 +86,7 @@ type moduleLoader struct {
 // order of a modules.dep line does not matter). A module the kernel has
 // already, loaded or built in, is no error.
 func (l *moduleLoader) Load(name string) error {
-	return l.loadName(moduleNameOf(name), nil)
+	return l.loadName(kmod.Name(name), nil)
 }
 
 func (l *moduleLoader) loadName(name string, path []string) error {
@@ -100,7 +98,7 @@ func (l *moduleLoader) loadName(name string, path []string) error {
 			return fmt.Errorf("dependency cycle: %s", strings.Join(append(path, name), " -> "))
 		}
 	}
-	file, ok := l.dep.files[name]
+	file, ok := l.dep.Files[name]
 	if !ok {
 		if l.builtin[name] {
 			l.loaded[name] = nil
@@ -110,7 +108,7 @@ func (l *moduleLoader) loadName(name string, path []string) error {
 		l.loaded[name] = err
 		return err
 	}
-	for _, d := range l.dep.deps[name] {
+	for _, d := range l.dep.Needs(name) {
 		if err := l.loadName(d, append(path, name)); err != nil {
 			err = fmt.Errorf("needs %s: %w", d, err)
 			l.loaded[name] = err
@@ -139,72 +137,9 @@ func finitModule(path string) error {
 	return nil
 }
 
-// readModulesDep parses a modules.dep: "file: dep dep ...", one module a
-// line.
-func readModulesDep(path string) (*modulesDep, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	d := &modulesDep{files: map[string]string{}, deps: map[string][]string{}}
-	for _, line := range strings.Split(string(b), "\n") {
-		file, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		file = strings.TrimSpace(file)
-		n := moduleNameOf(file)
-		if _, dup := d.files[n]; !dup {
-			d.order = append(d.order, n)
-		}
-		d.files[n] = file
-		var deps []string
-		for _, f := range strings.Fields(rest) {
-			deps = append(deps, moduleNameOf(f))
-		}
-		d.deps[n] = deps
-	}
-	return d, nil
-}
-
-// readBuiltin reads modules.builtin's names; a missing file is an empty
-// list.
-func readBuiltin(path string) map[string]bool {
-	m := map[string]bool{}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return m
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			m[moduleNameOf(line)] = true
-		}
-	}
-	return m
-}
-
-// moduleNameOf is the name the kernel knows a module (or its file) by: no
-// directory, no .ko suffix, '-' spelled '_'.
-func moduleNameOf(file string) string {
-	base := filepath.Base(file)
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return strings.ReplaceAll(base, "-", "_")
-}
-
 func joinList(pre string, s []string, post string) string {
 	if len(s) == 0 {
 		return ""
 	}
 	return pre + strings.Join(s, " ") + post
-}
-
-// modulesIn lists the module names in a modules.dep file, in its order.
-func modulesIn(depFile string) ([]string, error) {
-	d, err := readModulesDep(depFile)
-	if err != nil {
-		return nil, err
-	}
-	return d.order, nil
 }

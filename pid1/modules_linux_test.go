@@ -1,4 +1,4 @@
-package rescue
+package pid1
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lifeboat-updater/lifeboat/kmod"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ func TestModuleLoaderOrder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "modules.dep"), []byte(dep), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err := readModulesDep(filepath.Join(dir, "modules.dep"))
+	d, err := kmod.ReadDep(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package rescue
+package pid1
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 
 // ErrBadDuration reports a kernel command line duration that is neither
 // whole seconds ("30") nor a Go duration ("90s", "5m").
-var ErrBadDuration = errors.New("rescue: bad duration")
+var ErrBadDuration = errors.New("pid1: bad duration")
 
 // Prefix starts the kernel command line parameters meant for Lifeboat.
 const Prefix = "lifeboat."

@@ -1,4 +1,4 @@
-package rescue
+package pid1
 
 import (
 	"errors"

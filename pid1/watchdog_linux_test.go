@@ -1,4 +1,4 @@
-package rescue
+package pid1
 
 import (
 	"context"
@@ -95,27 +95,6 @@ func TestWatchdogSettings(t *testing.T) {
 					tt.cfg, tt.board, tt.params, p, to, gr, off, tt.wantPath, tt.wantTimeout, tt.wantGrace, tt.wantOff)
 			}
 		})
-	}
-}
-
-func TestModulesIn(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "modules.dep")
-	dep := "kernel/drivers/virtio/virtio.ko:\nkernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko\nkernel/drivers/usb/storage/usb-storage.ko: x\n"
-	if err := os.WriteFile(p, []byte(dep), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := modulesIn(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"virtio", "virtio_blk", "usb_storage"}
-	if len(got) != len(want) {
-		t.Fatalf("modulesIn = %q, want %q", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("modulesIn = %q, want %q", got, want)
-		}
 	}
 }
 

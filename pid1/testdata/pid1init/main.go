@@ -1,4 +1,4 @@
-// Command rescueinit is the PID 1 of the rescue package's VM tests: the real
+// Command pid1init is the PID 1 of package pid1's VM tests: the real
 // rescue platform and DefaultFlow, plus what a test asks for on the kernel
 // command line:
 //
@@ -14,33 +14,33 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-updater/lifeboat/rescue"
+	"github.com/lifeboat-updater/lifeboat/pid1"
 )
 
 func main() {
-	rescue.Run(rescue.Config{Flow: flow})
+	pid1.Run(pid1.Config{Flow: flow})
 }
 
-func flow(ctx context.Context, env *rescue.Env) error {
+func flow(ctx context.Context, env *pid1.Env) error {
 	if want, ok := env.Params["test_wait_block"]; ok {
 		waitBlock(env, strings.Split(want, ","))
 	}
 	if _, ok := env.Params["test_hang"]; ok {
-		env.Log.Printf("%s", rescue.ReadyMarker)
+		env.Log.Printf("%s", pid1.ReadyMarker)
 		env.Log.Printf("test: the flow hangs now")
 		for {
 			time.Sleep(time.Hour)
 		}
 	}
-	return rescue.DefaultFlow(ctx, env)
+	return pid1.DefaultFlow(ctx, env)
 }
 
-func waitBlock(env *rescue.Env, names []string) {
+func waitBlock(env *pid1.Env, names []string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var missing []string
 		for _, n := range names {
-			if _, err := os.Stat(filepath.Join(rescue.SysBlock, n)); err != nil {
+			if _, err := os.Stat(filepath.Join(pid1.SysBlock, n)); err != nil {
 				missing = append(missing, n)
 			}
 		}

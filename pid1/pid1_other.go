@@ -1,14 +1,11 @@
 //go:build !linux
 
-package rescue
+package pid1
 
 import (
 	"fmt"
 	"os"
 )
-
-// Main is Linux's PID 1; elsewhere it only says so.
-func Main() { Run(Config{}) }
 
 // Run needs Linux; elsewhere it only says so.
 func Run(Config) { fmt.Fprintln(os.Stderr, ErrUnsupported) }
