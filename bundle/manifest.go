@@ -89,6 +89,9 @@ type Step struct {
 	// StepEnv
 	Set   map[string]string `json:"set,omitempty"`
 	Unset []string          `json:"unset,omitempty"`
+	// Create starts an empty environment where the device has none
+	// with a valid copy (a blank board), instead of refusing the step.
+	Create bool `json:"create,omitempty"`
 
 	// StepWipe
 	Mode string `json:"mode,omitempty"`

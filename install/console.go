@@ -84,8 +84,12 @@ func (c *Console) Observe(e Event) {
 		}
 	case e.Done != nil:
 		d := e.Done
-		c.println(fmt.Sprintf("done in %.1fs: wrote %s, skipped %s, zeroed %s; security version %d",
-			d.Seconds, mb(float64(d.WrittenBytes)), mb(float64(d.SkippedBytes)), mb(float64(d.ZeroedBytes)), d.SecurityVersion))
+		sv := ""
+		if d.SecurityVersion > 0 {
+			sv = fmt.Sprintf("; the device's security version is now %d", d.SecurityVersion)
+		}
+		c.println(fmt.Sprintf("installed in %.1fs: wrote %s, skipped %s already on the device, zeroed %s%s",
+			d.Seconds, mb(float64(d.WrittenBytes)), mb(float64(d.SkippedBytes)), mb(float64(d.ZeroedBytes)), sv))
 	}
 }
 
@@ -147,9 +151,9 @@ func describe(s PlanStep) string {
 		}
 		return fmt.Sprintf("image %q (%s, %d chunks) -> %s%s: %s", s.Image, mb(float64(s.ImageSize)), s.Chunks, s.Target, at, where)
 	case "partition":
-		what := "table unchanged"
+		what := "the disk holds this table already: not written"
 		if len(s.Changes) > 0 {
-			what = "write table: " + strings.Join(s.Changes, "; ")
+			what = "writes a new table: " + strings.Join(s.Changes, "; ")
 		}
 		return fmt.Sprintf("partition %s: %s: %s", s.Target, where, what)
 	case "wipe":

@@ -43,8 +43,9 @@ type SpecStep struct {
 	GUID       string          `yaml:"guid"`
 	Partitions []SpecPartition `yaml:"partitions"`
 
-	Set   map[string]string `yaml:"set"`
-	Unset []string          `yaml:"unset"`
+	Set    map[string]string `yaml:"set"`
+	Unset  []string          `yaml:"unset"`
+	Create bool              `yaml:"create"` // env: make the environment on blank storage
 
 	Mode string `yaml:"mode"`
 }
@@ -177,7 +178,7 @@ func (s *Spec) Manifest() (bundle.Manifest, []SpecImage, error) {
 			}
 			step.Table = t
 		case bundle.StepEnv:
-			step.Set, step.Unset = st.Set, st.Unset
+			step.Set, step.Unset, step.Create = st.Set, st.Unset, st.Create
 		case bundle.StepWipe:
 			step.Mode = st.Mode
 		default:

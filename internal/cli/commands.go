@@ -83,6 +83,7 @@ func runBundleCommand(ctx context.Context, cmd string, args []string, stdin io.R
 	if err != nil {
 		return err
 	}
+	defer plan.Close()
 	switch cmd {
 	case "plan":
 		fmt.Fprintf(stdout, "plan for board %s: all checks passed, nothing written\n", plan.Board())
