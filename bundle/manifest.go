@@ -184,10 +184,10 @@ func (e *EnvVarError) Unwrap() error { return e.Err }
 // their sums fit an int64.
 func (m *Manifest) Validate() error {
 	if err := m.validateHead(); err != nil {
-		return fmt.Errorf("%w: %w", ErrFormat, err)
+		return err
 	}
 	if err := m.validateImages(); err != nil {
-		return fmt.Errorf("%w: %w", ErrFormat, err)
+		return err
 	}
 	written := map[string]int{}
 	for i := range m.Steps {
@@ -205,53 +205,76 @@ func (m *Manifest) Validate() error {
 	}
 	for _, im := range m.Images {
 		if _, ok := written[im.Name]; !ok {
-			return fmt.Errorf("%w: image %s is written by no step", ErrFormat, Printable(im.Name))
+			return &FieldError{Field: "images", Image: im.Name, Err: errors.New("written by no step")}
 		}
 	}
 	return nil
 }
 
+// FieldError is a field of a manifest whose value no reader accepts. It
+// wraps ErrFormat and the reason.
+type FieldError struct {
+	Field string // its JSON name: "product", "compatible", "images"...
+	Image string // for a field of an image, the image's name
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if e.Image != "" {
+		return fmt.Sprintf("%v: image %s: %v", ErrFormat, Printable(e.Image), e.Err)
+	}
+	return fmt.Sprintf("%v: %v", ErrFormat, e.Err)
+}
+
+// Unwrap returns ErrFormat and the reason.
+func (e *FieldError) Unwrap() []error { return []error{ErrFormat, e.Err} }
+
+func fieldErr(field, format string, a ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, a...)}
+}
+
 func (m *Manifest) validateHead() error {
 	if m.Format != FormatVersion {
-		return fmt.Errorf("manifest format %d, want %d", m.Format, FormatVersion)
+		return fieldErr("format", "manifest format %d, want %d", m.Format, FormatVersion)
 	}
 	if m.Product == "" {
-		return errors.New("manifest has no product")
+		return fieldErr("product", "manifest has no product")
 	}
-	for _, f := range []struct{ name, v string }{{"product", m.Product}, {"version", m.Version}} {
-		if !isPrintable(f.v) {
-			return fmt.Errorf("%s %s holds characters that are not printable", f.name, Printable(f.v))
-		}
+	if !isPrintable(m.Product) {
+		return fieldErr("product", "product %s holds characters that are not printable", Printable(m.Product))
+	}
+	if !isPrintable(m.Version) {
+		return fieldErr("version", "version %s holds characters that are not printable", Printable(m.Version))
 	}
 	if len(m.Compatible) == 0 {
-		return errors.New("manifest names no compatible board")
+		return fieldErr("compatible", "manifest names no compatible board")
 	}
 	for _, c := range m.Compatible {
 		if n, _, _ := strings.Cut(c, ":"); n == "" || !isPrintable(c) {
-			return fmt.Errorf("compatible board %s: want name or name:revision, printable", Printable(c))
+			return fieldErr("compatible", "compatible board %s: want name or name:revision, printable", Printable(c))
 		}
 	}
 	if m.Created != "" {
 		if _, err := time.Parse(time.RFC3339, m.Created); err != nil {
-			return fmt.Errorf("created %s is not an RFC 3339 time", Printable(m.Created))
+			return fieldErr("created", "created %s is not an RFC 3339 time", Printable(m.Created))
 		}
 	}
 	for _, r := range m.Description {
 		if r != '\n' && r != '\t' && !unicode.IsPrint(r) {
-			return fmt.Errorf("description holds %U, which is not printable", r)
+			return fieldErr("description", "description holds %U, which is not printable", r)
 		}
 	}
 	if m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize || bits.OnesCount32(m.ChunkSize) != 1 {
-		return fmt.Errorf("chunk size %d is not a power of two in [%d, %d]", m.ChunkSize, MinChunkSize, MaxChunkSize)
+		return fieldErr("chunk_size", "chunk size %d is not a power of two in [%d, %d]", m.ChunkSize, MinChunkSize, MaxChunkSize)
 	}
 	if m.IndexSize%IndexEntrySize != 0 || m.IndexSize > MaxIndexSize {
-		return fmt.Errorf("index size %d: want a multiple of %d, at most %d (%d chunks)", m.IndexSize, IndexEntrySize, MaxIndexSize, MaxChunks)
+		return fieldErr("index_size", "index size %d: want a multiple of %d, at most %d (%d chunks)", m.IndexSize, IndexEntrySize, MaxIndexSize, MaxChunks)
 	}
 	if !isHash(m.IndexSHA256) {
-		return fmt.Errorf("index_sha256 %s is not 64 lower-case hex digits", Printable(m.IndexSHA256))
+		return fieldErr("index_sha256", "index_sha256 %s is not 64 lower-case hex digits", Printable(m.IndexSHA256))
 	}
 	if m.PayloadSize > MaxPayloadSize {
-		return fmt.Errorf("payload size %d, at most %d", m.PayloadSize, uint64(MaxPayloadSize))
+		return fieldErr("payload_size", "payload size %d, at most %d", m.PayloadSize, uint64(MaxPayloadSize))
 	}
 	return nil
 }
@@ -262,15 +285,18 @@ func (m *Manifest) validateImages() error {
 	var next uint64
 	names := map[string]bool{}
 	for _, im := range m.Images {
+		ierr := func(format string, a ...any) error {
+			return &FieldError{Field: "images", Image: im.Name, Err: fmt.Errorf(format, a...)}
+		}
 		if im.Name == "" || !isPrintable(im.Name) {
-			return fmt.Errorf("image name %s: want a printable name", Printable(im.Name))
+			return ierr("image name %s: want a printable name", Printable(im.Name))
 		}
 		if names[im.Name] {
-			return fmt.Errorf("image name %s repeated", Printable(im.Name))
+			return ierr("image name repeated")
 		}
 		names[im.Name] = true
 		if im.Size > math.MaxInt64 {
-			return fmt.Errorf("image %s: size %d beyond any device", Printable(im.Name), im.Size)
+			return ierr("size %d beyond any device", im.Size)
 		}
 		// Without the overflow that (size + cs - 1) / cs has near 2^64.
 		want := im.Size / cs
@@ -278,21 +304,21 @@ func (m *Manifest) validateImages() error {
 			want++
 		}
 		if im.Chunks != want {
-			return fmt.Errorf("image %s: %d chunks, want %d for %d bytes", Printable(im.Name), im.Chunks, want, im.Size)
+			return ierr("%d chunks, want %d for %d bytes", im.Chunks, want, im.Size)
 		}
 		if im.FirstChunk != next {
-			return fmt.Errorf("image %s: first chunk %d, want %d", Printable(im.Name), im.FirstChunk, next)
+			return ierr("first chunk %d, want %d", im.FirstChunk, next)
 		}
 		if im.Chunks > entries-next {
-			return fmt.Errorf("image %s: chunks %d to %d, the index holds %d", Printable(im.Name), next, next+im.Chunks, entries)
+			return ierr("chunks %d to %d, the index holds %d", next, next+im.Chunks, entries)
 		}
 		next += im.Chunks
 		if !isHash(im.SHA256) {
-			return fmt.Errorf("image %s: sha256 %s is not 64 lower-case hex digits", Printable(im.Name), Printable(im.SHA256))
+			return ierr("sha256 %s is not 64 lower-case hex digits", Printable(im.SHA256))
 		}
 	}
 	if next != entries {
-		return fmt.Errorf("images cover %d chunks, index holds %d", next, entries)
+		return fieldErr("index_size", "images cover %d chunks, index holds %d", next, entries)
 	}
 	return nil
 }

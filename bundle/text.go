@@ -58,6 +58,20 @@ func EscapeLine(s string) string {
 	return b.String()
 }
 
+// OneLine makes a message one printable line, as the tools print their
+// errors: the lines of joined or multi-line errors are trimmed and joined
+// with "; ", and what is left that is not printable is escaped
+// (EscapeLine), carriage returns and Unicode line separators included.
+func OneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.Trim(l, " \t\r"); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return EscapeLine(strings.Join(parts, "; "))
+}
+
 // clip shortens s to at most n bytes (on a character boundary), marking
 // the cut, for messages that quote unverified bundle content.
 func clip(s string, n int) string {

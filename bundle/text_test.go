@@ -24,3 +24,19 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+func TestOneLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain", "plain"},
+		{"first\nsecond", "first; second"},
+		{"yaml: unmarshal errors:\n  line 2: x\n  line 3: y\n", "yaml: unmarshal errors:; line 2: x; line 3: y"},
+		{"keeps  inner   spaces", "keeps  inner   spaces"},
+		{"cr\rover", `cr\rover`},
+		{"ls\u2028ps\u2029", `ls\u2028ps\u2029`},
+		{"esc \x1b[2K", `esc \x1b[2K`},
+	} {
+		if got := OneLine(tc.in); got != tc.want {
+			t.Errorf("OneLine(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
