@@ -91,7 +91,6 @@ func TestCreateRefuses(t *testing.T) {
 	}
 }
 
-
 // TestCreateGoodSpecs are specs that look odd but are fine.
 func TestCreateGoodSpecs(t *testing.T) {
 	d := setup(t)
