@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -114,19 +113,10 @@ func TestZeroChunkWithForeignHash(t *testing.T) {
 	p := split(t, base(t, data))
 	// Chunk 1 becomes "zero": its stored bytes leave the payload and the
 	// next chunk moves up; its hash stays that of its real bytes.
-	rec := p.Record(1)
-	rec[44] = byte(bundle.EncodingZero)
-	binary.LittleEndian.PutUint32(rec[40:], 0)
-	binary.LittleEndian.PutUint64(rec[32:], 0)
-	binary.LittleEndian.PutUint64(p.Record(2)[32:], hcs)
-	p.Payload = append(p.Payload[:hcs:hcs], p.Payload[2*hcs:]...)
-	if err := p.Edit(func(m *bundle.Manifest) {
-		m.IndexSHA256 = p.IndexSHA256()
-		m.PayloadSize = uint64(len(p.Payload))
-	}); err != nil {
+	if err := p.MakeZero(1); err != nil {
 		t.Fatal(err)
 	}
-	p.FixSizes()
+	rec := p.Record(1)
 	wantOpenError(t, resign(t, p), bundle.ErrFormat, "marked zero")
 
 	// The same with the hash of zero bytes of the wrong length.

@@ -51,20 +51,12 @@ func hugeClaimParts(t testing.TB, key bundle.Signer, indexBytes uint64) *bundlet
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks := indexBytes / bundle.IndexEntrySize
-	if err := p.Edit(func(m *bundle.Manifest) {
-		m.IndexSize = indexBytes
-		m.PayloadSize = 0
-		m.Images[0].Size = chunks * 64 << 10
-		m.Images[0].Chunks = chunks
-	}); err != nil {
+	if err := p.ClaimIndex(indexBytes); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Sign(key); err != nil {
 		t.Fatal(err)
 	}
-	p.IndexSize, p.PayloadSize = indexBytes, 0
-	p.Index, p.Payload = nil, nil
 	return p
 }
 

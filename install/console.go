@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lifeboat-updater/lifeboat/bundle"
 )
 
 // Console shows an install to a person: the plan, one live line per
@@ -102,6 +104,7 @@ func (c *Console) prefix() string {
 }
 
 func (c *Console) redraw(line string) {
+	line = bundle.EscapeLine(line) // names from the bundle, shown on a terminal
 	pad := ""
 	if n := c.width - len(line); n > 0 {
 		pad = strings.Repeat(" ", n)
@@ -126,7 +129,7 @@ func (c *Console) println(line string) {
 		fmt.Fprintln(c.w)
 		c.open, c.width = false, 0
 	}
-	fmt.Fprintln(c.w, line)
+	fmt.Fprintln(c.w, bundle.EscapeLine(line)) // names from the bundle, shown on a terminal
 }
 
 func describe(s PlanStep) string {

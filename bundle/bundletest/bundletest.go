@@ -161,3 +161,49 @@ func (p *Parts) Records() int { return len(p.Index) / recordSize }
 func (p *Parts) IndexSHA256() string {
 	return fmt.Sprintf("%x", sha256.Sum256(p.Index))
 }
+
+// MakeZero marks chunk record i as a zero chunk, as a broken or hostile
+// build pipeline could: its stored bytes leave the payload, the records
+// after it move up, and its hash stays what it was. The manifest's
+// index_sha256 and payload_size and the header's sizes follow; the
+// manifest is not re-signed (call Sign).
+func (p *Parts) MakeZero(i int) error {
+	le := binary.LittleEndian
+	rec := p.Record(i)
+	if rec[44] == 0 {
+		return nil
+	}
+	off, n := le.Uint64(rec[32:]), uint64(le.Uint32(rec[40:]))
+	rec[44] = 0
+	le.PutUint64(rec[32:], 0)
+	le.PutUint32(rec[40:], 0)
+	for j := i + 1; j < p.Records(); j++ {
+		r := p.Record(j)
+		if r[44] != 0 {
+			le.PutUint64(r[32:], le.Uint64(r[32:])-n)
+		}
+	}
+	p.Payload = append(p.Payload[:off:off], p.Payload[off+n:]...)
+	p.FixSizes()
+	return p.Edit(func(m *bundle.Manifest) {
+		m.IndexSHA256 = p.IndexSHA256()
+		m.PayloadSize = uint64(len(p.Payload))
+	})
+}
+
+// ClaimIndex makes a bundle of one image claim an index of n bytes (a
+// multiple of 48), in its manifest and header, without the index or a
+// payload behind the claim: the image becomes n/48 chunks long. The
+// manifest is not re-signed (call Sign, then Bytes).
+func (p *Parts) ClaimIndex(n uint64) error {
+	err := p.Edit(func(m *bundle.Manifest) {
+		chunks := n / recordSize
+		m.IndexSize, m.PayloadSize = n, 0
+		m.Images[0].Size = chunks * uint64(m.ChunkSize)
+		m.Images[0].Chunks = chunks
+	})
+	p.Index, p.Payload = nil, nil
+	p.FixSizes()
+	p.IndexSize = n
+	return err
+}
