@@ -31,7 +31,7 @@ const (
 	MaxSignatures = 16
 
 	// MaxChunks bounds the chunks of a bundle, and so what a reader holds
-	// of the index: a chunk list of 23 MiB at most (88 bytes a chunk),
+	// of the index: a chunk list of 20 MiB at most (80 bytes a chunk),
 	// read from 12 MiB of index. That is 256 GiB of images at the default
 	// chunk size, 16 TiB at the largest; a small rescue system keeps most
 	// of its memory for the install.
