@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // FuzzReader feeds arbitrary bytes to the stream reader. Whatever it is
@@ -88,6 +92,116 @@ func FuzzDecode(f *testing.F) {
 		out, err := c.Decode(stored, nil)
 		if err == nil && (len(out) != int(size) || !c.Matches(out)) {
 			t.Fatalf("Decode accepted %d bytes that do not match", len(out))
+		}
+	})
+}
+
+// FuzzReaderAt feeds arbitrary bytes to the random-access reader, with
+// the size of the input as the bundle's size.
+func FuzzReaderAt(f *testing.F) {
+	b, _ := defaultBundle(f)
+	f.Add(b)
+	f.Add(b[:HeaderSize])
+	f.Add(b[:len(b)-1])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewReaderAt(bytes.NewReader(data), int64(len(data)), trust(1))
+		if err != nil {
+			return
+		}
+		for _, im := range r.Manifest().Images {
+			cs, err := r.Chunks(im.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range cs {
+				c := &cs[i]
+				st, err := r.ReadStored(c, nil)
+				if err != nil {
+					t.Fatalf("ReadStored(%v) = %v on a bundle whose size was checked", c, err)
+				}
+				if out, err := c.Decode(st, nil); err == nil && !c.Matches(out) {
+					t.Fatalf("%v decoded to bytes it does not match", c)
+				}
+			}
+		}
+	})
+}
+
+// FuzzReadUnverified feeds arbitrary bytes to the inspection reader: it
+// must stay within the same bounds as the verifying one.
+func FuzzReadUnverified(f *testing.F) {
+	b, _ := defaultBundle(f)
+	f.Add(b)
+	f.Add(b[:HeaderSize+10])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		u, err := ReadUnverified(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if len(u.Signatures.Signatures) > MaxSignatures {
+			t.Fatalf("%d signatures", len(u.Signatures.Signatures))
+		}
+	})
+}
+
+// FuzzManifest reaches the manifest parser directly. A manifest it takes
+// must say the same thing once re-encoded (no field read two ways) and
+// keep to the rules a device relies on.
+func FuzzManifest(f *testing.F) {
+	b, _ := defaultBundle(f)
+	h, _ := parseHeader(b)
+	f.Add(b[HeaderSize : HeaderSize+int(h.ManifestSize)])
+	m := validManifest()
+	mb, _ := json.Marshal(&m)
+	f.Add(mb)
+	f.Add([]byte(`{"format":1,"format":1}`))
+	f.Add([]byte(`{"format":1} {}`))
+	f.Fuzz(func(t *testing.T, mb []byte) {
+		m, err := parseManifest(mb)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := parseManifest(again)
+		if err != nil {
+			t.Fatalf("re-encoded manifest refused: %v\n%s", err, again)
+		}
+		if diff := cmp.Diff(m, m2, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("manifest reads differently re-encoded (-first +second):\n%s", diff)
+		}
+		for _, im := range m.Images {
+			if im.Size > math.MaxInt64 || !isPrintable(im.Name) {
+				t.Fatalf("image %+v taken", im)
+			}
+		}
+		for _, s := range m.Steps {
+			if !isPrintable(s.Target) {
+				t.Fatalf("target %q taken", s.Target)
+			}
+		}
+	})
+}
+
+// FuzzSignatureBlock reaches the signature block parser, which runs
+// before anything is verified.
+func FuzzSignatureBlock(f *testing.F) {
+	b, _ := defaultBundle(f)
+	h, _ := parseHeader(b)
+	f.Add(b[HeaderSize+int(h.ManifestSize) : HeaderSize+int(h.ManifestSize)+int(h.SignatureSize)])
+	f.Add([]byte(`{"signatures":[{"key_id":"x","algorithm":"ed25519","value":"AAAA","certificates":["AAAA"],"extra":{"a":[1,{"b":2}]}}]}`))
+	f.Fuzz(func(t *testing.T, sb []byte) {
+		blk, err := parseSignatureBlock(sb)
+		if err != nil {
+			return
+		}
+		if len(blk.Signatures) > MaxSignatures {
+			t.Fatalf("%d signatures taken", len(blk.Signatures))
+		}
+		if _, err := trust(1).verify([]byte("{}"), sb); err == nil {
+			t.Fatal("a signature over another manifest verified")
 		}
 	})
 }

@@ -127,7 +127,7 @@ func LoadTrustStore(paths ...string) (*TrustStore, error) {
 			}
 		}
 		for _, f := range files {
-			b, err := os.ReadFile(f)
+			b, err := ReadKeyFile(f)
 			if err != nil {
 				return nil, fmt.Errorf("bundle: trust store: %w", err)
 			}
@@ -192,6 +192,31 @@ func (t *TrustStore) verify(manifest, sigBlock []byte) ([]string, error) {
 		return nil, fmt.Errorf("%w: signed by [%s], trusted are [%s]", ErrUnknownKey, strings.Join(unknown, " "), strings.Join(t.KeyIDs(), " "))
 	}
 	return good, nil
+}
+
+// maxKeyFile bounds a key file: a PEM Ed25519 key is about 120 bytes.
+const maxKeyFile = 64 << 10
+
+// ReadKeyFile reads a PEM key file: a regular file of at most 64 KiB, so
+// that a path given by mistake (/dev/zero, a disk image) fails at once.
+func ReadKeyFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxKeyFile {
+		return nil, fmt.Errorf("%s: not a key file (a regular file of at most %d bytes)", path, maxKeyFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err == nil && len(b) > maxKeyFile {
+		err = fmt.Errorf("%s: larger than %d bytes", path, maxKeyFile)
+	}
+	return b, err
 }
 
 // GenerateKey makes a new Ed25519 key pair.

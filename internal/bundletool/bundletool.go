@@ -175,7 +175,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func loadSigners(paths []string) ([]bundle.Signer, error) {
 	var ss []bundle.Signer
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := bundle.ReadKeyFile(p)
 		if err != nil {
 			return nil, err
 		}

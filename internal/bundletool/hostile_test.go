@@ -135,3 +135,17 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyFileNotAKey gives a character device as a key: refused at once,
+// not read to the end of memory.
+func TestKeyFileNotAKey(t *testing.T) {
+	d := setup(t)
+	code, _, e := runTool(t, nil, "create", "-spec", filepath.Join(d, "spec.yaml"), "-key", os.DevNull, "-o", filepath.Join(d, "x.lfb"))
+	if code == 0 || !strings.Contains(e, "not a key file") || strings.Count(e, "\n") != 1 {
+		t.Errorf("create -key %s = %d, %q", os.DevNull, code, e)
+	}
+	code, _, e = runTool(t, nil, "verify", filepath.Join(d, "spec.yaml"), "-keys", "/dev/zero")
+	if code == 0 || !strings.Contains(e, "not a key file") || strings.Count(e, "\n") != 1 {
+		t.Errorf("verify -keys /dev/zero = %d, %q", code, e)
+	}
+}

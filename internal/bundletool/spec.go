@@ -245,18 +245,19 @@ func scalar(n *yaml.Node) (string, error) {
 // LoadSpec reads a spec file. Relative file names in it are taken from the
 // spec's own folder. Errors are a *SpecError naming the file and line.
 func LoadSpec(path string) (*Spec, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
+	// Stat before opening: opening a FIFO would wait for a writer.
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &SpecError{Path: path, Err: errors.New("not a regular file")}
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxSpecSize+1))
 	if err != nil {
 		return nil, err
@@ -594,12 +595,9 @@ func (s *Spec) manifestError(err error, imgs []SpecImage) error {
 // imageSize is the size of an image file: a regular file or a block
 // device (whose size a stat does not give).
 func imageSize(path string) (uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
+	// Stat before opening: opening a FIFO would wait for a writer, and
+	// reading a character device (/dev/zero) would not end.
+	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, err
 	}
@@ -607,6 +605,11 @@ func imageSize(path string) (uint64, error) {
 	case fi.Mode().IsRegular():
 		return uint64(fi.Size()), nil
 	case fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0:
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
 		n, err := f.Seek(0, io.SeekEnd)
 		if err != nil {
 			return 0, err

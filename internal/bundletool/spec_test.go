@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/lifeboat-updater/lifeboat/install"
@@ -24,6 +25,9 @@ steps:
 // exit code 2.
 func TestCreateRefuses(t *testing.T) {
 	d := setup(t)
+	if err := syscall.Mkfifo(filepath.Join(d, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, steps string
 		line        int
@@ -48,6 +52,8 @@ func TestCreateRefuses(t *testing.T) {
 		{"wipe mode", "  - {type: wipe, target: data, mode: shred}\n", 6, "wipe mode shred"},
 		{"image file missing", "  - {type: image, file: nope.img, target: boot}\n", 6, "no such file"},
 		{"image file a directory", "  - {type: image, file: ., target: boot}\n", 6, "not a regular file"},
+		{"image file a FIFO", "  - {type: image, file: fifo, target: boot}\n", 6, "not a regular file"},
+		{"image file a character device", "  - {type: image, file: /dev/zero, target: boot}\n", 6, "not a regular file"},
 		{"table on a wipe", "  - {type: wipe, target: data, table: gpt}\n", 6, "table does not apply to a wipe step"},
 		{"offset on a wipe", "  - {type: wipe, target: data, offset: 1MiB}\n", 6, "offset does not apply"},
 		{"empty top-level key", "  - {type: wipe, target: data}\ndescription:\n", 7, "description: no value"},
@@ -116,6 +122,10 @@ func TestSpecFileErrors(t *testing.T) {
 	os.WriteFile(empty, nil, 0o644)
 	unused := filepath.Join(d, "unused.yaml")
 	os.WriteFile(unused, []byte(specHead+"  - {type: wipe, target: data}\nimages:\n  boot: boot.img\n"), 0o644)
+	fifo := filepath.Join(d, "spec.fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	secver := filepath.Join(d, "secver.yaml")
 	os.WriteFile(secver, []byte("security_version: 010\n"+specHead), 0o644)
 	for _, tc := range []struct {
@@ -123,6 +133,7 @@ func TestSpecFileErrors(t *testing.T) {
 	}{
 		{"empty", empty, empty + ": empty spec"},
 		{"a directory", d, d + ": not a regular file"},
+		{"a FIFO", fifo, fifo + ": not a regular file"},
 		{"unused image", unused, unused + ":8: image boot is listed but no step writes it"},
 		{"octal security version", secver, secver + ":1: a leading zero"},
 	} {
