@@ -69,6 +69,9 @@ func FuzzSignedBundle(f *testing.F) {
 			cs, _ := ra.Chunks(im.Name)
 			for i := range cs {
 				c := &cs[i]
+				if c.Zero() && c.Hash != sha256.Sum256(make([]byte, c.Size)) {
+					t.Fatalf("%v: a zero chunk whose hash is not that of zeros", c)
+				}
 				st, err := ra.ReadStored(c, nil)
 				if err != nil {
 					t.Fatalf("ReadStored(%v) = %v", c, err)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"crypto/sha256"
 	"math"
+	"runtime"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,10 +23,13 @@ func FuzzReader(f *testing.F) {
 	f.Add(b[:len(b)/2])
 	f.Add(makeBundle(f, 64<<10, []Signer{Ed25519Signer{testKey(1)}}, testImg{"boot", []byte("x")}, testImg{"rootfs", nil}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := NewReader(bytes.NewReader(data), trust(1))
+		var r *Reader
+		var err error
+		openBounded(t, len(data), func() { r, err = NewReader(bytes.NewReader(data), trust(1)) })
 		if err != nil {
 			return
 		}
+		checkZeroChunks(t, r)
 		for {
 			if _, err := r.Next(); err != nil {
 				return
@@ -104,10 +109,13 @@ func FuzzReaderAt(f *testing.F) {
 	f.Add(b[:HeaderSize])
 	f.Add(b[:len(b)-1])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := NewReaderAt(bytes.NewReader(data), int64(len(data)), trust(1))
+		var r *Reader
+		var err error
+		openBounded(t, len(data), func() { r, err = NewReaderAt(bytes.NewReader(data), int64(len(data)), trust(1)) })
 		if err != nil {
 			return
 		}
+		checkZeroChunks(t, r)
 		for _, im := range r.Manifest().Images {
 			cs, err := r.Chunks(im.Name)
 			if err != nil {
@@ -134,7 +142,9 @@ func FuzzReadUnverified(f *testing.F) {
 	f.Add(b)
 	f.Add(b[:HeaderSize+10])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		u, err := ReadUnverified(bytes.NewReader(data))
+		var u *Unverified
+		var err error
+		openBounded(t, len(data), func() { u, err = ReadUnverified(bytes.NewReader(data)) })
 		if err != nil {
 			return
 		}
@@ -204,4 +214,31 @@ func FuzzSignatureBlock(f *testing.F) {
 			t.Fatal("a signature over another manifest verified")
 		}
 	})
+}
+
+// openBounded runs open, which opens a bundle of n bytes, and fails t if
+// it allocated more than the bundle's bytes can account for: a header or
+// manifest that claims more than is there must cost nothing extra. The
+// bound is generous (a chunk list takes 80 bytes per 48 of index, and
+// buffers grow by doubling), and far below what an unchecked claim
+// allocates.
+func openBounded(t *testing.T, n int, open func()) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	open()
+	runtime.ReadMemStats(&after)
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(8*n+4<<20); got > limit {
+		t.Fatalf("opening %d bytes allocated %d bytes, more than %d", n, got, limit)
+	}
+}
+
+// checkZeroChunks fails t if r hands out a zero chunk whose hash is not
+// that of its size in zero bytes: the install writes zeros for it
+// unhashed.
+func checkZeroChunks(t *testing.T, r *Reader) {
+	for _, c := range r.chunks {
+		if c.Zero() && c.Hash != sha256.Sum256(make([]byte, c.Size)) {
+			t.Fatalf("%v: a zero chunk whose hash is not that of zeros", &c)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -318,5 +320,147 @@ func TestHeaderLimits(t *testing.T) {
 	}
 	if _, err := bundle.NewReader(bytes.NewReader(b), hostileTrust()); !errors.Is(err, bundle.ErrFormat) {
 		t.Errorf("NewReader(index claim beyond the stream) = %v, want ErrFormat", err)
+	}
+}
+
+// TestIndexRecords forges index records, re-signing the index hash, and
+// expects each to be refused when the bundle is opened.
+func TestIndexRecords(t *testing.T) {
+	le := binary.LittleEndian
+	for _, tc := range []struct {
+		name string
+		edit func(p *bundletest.Parts)
+	}{
+		{"reserved byte", func(p *bundletest.Parts) { p.Record(0)[46] = 1 }},
+		{"unknown encoding", func(p *bundletest.Parts) { p.Record(0)[44] = 3 }},
+		{"raw chunk one byte short", func(p *bundletest.Parts) { le.PutUint32(p.Record(2)[40:], hcs-1) }},
+		{"raw chunk as lz4 of its full size", func(p *bundletest.Parts) { p.Record(0)[44] = byte(bundle.EncodingLZ4) }},
+		{"zero chunk with stored bytes", func(p *bundletest.Parts) { p.Record(2)[44] = byte(bundle.EncodingZero) }},
+		{"gap between chunks", func(p *bundletest.Parts) { le.PutUint64(p.Record(1)[32:], hcs+1) }},
+		{"chunks overlap", func(p *bundletest.Parts) { le.PutUint64(p.Record(1)[32:], hcs-1) }},
+		{"offset near 2^64", func(p *bundletest.Parts) { le.PutUint64(p.Record(1)[32:], math.MaxUint64-10) }},
+		{"stored size near 2^32", func(p *bundletest.Parts) { le.PutUint32(p.Record(2)[40:], math.MaxUint32) }},
+		{"one record too many", func(p *bundletest.Parts) { p.Index = append(p.Index, p.Record(0)...) }},
+		{"one record too few", func(p *bundletest.Parts) { p.Index = p.Index[:len(p.Index)-48] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := split(t, base(t, pattern(3*hcs)))
+			tc.edit(p)
+			if err := p.Edit(func(m *bundle.Manifest) { m.IndexSHA256 = p.IndexSHA256() }); err != nil {
+				t.Fatal(err)
+			}
+			p.IndexSize = uint64(len(p.Index))
+			wantOpenError(t, resign(t, p), bundle.ErrFormat, "")
+		})
+	}
+}
+
+// TestStoredChunks changes the stored bytes of chunks that the index
+// describes correctly: the open succeeds, and the bad chunk is refused
+// before any of its bytes are handed out.
+func TestStoredChunks(t *testing.T) {
+	data := append(bytes.Repeat([]byte("lifeboat "), 2*hcs/9+1)[:2*hcs], pattern(hcs)...)
+	good := base(t, data)
+	r, err := bundle.NewReaderAt(bytes.NewReader(good), int64(len(good)), hostileTrust())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := r.Chunks("rootfs")
+	if cs[0].Encoding != bundle.EncodingLZ4 {
+		t.Fatalf("chunk 0 is %v, want lz4", cs[0].Encoding)
+	}
+	lz := int(r.PayloadStart() + cs[0].PayloadOffset)
+	for _, tc := range []struct {
+		name string
+		edit func(b []byte)
+	}{
+		// An LZ4 block whose first sequence claims 255+ literals more
+		// than there are, and one that copies from before its start.
+		{"lz4 literals past the end", func(b []byte) { b[lz] = 0xf0; b[lz+1] = 0xff }},
+		{"lz4 match before the start", func(b []byte) { b[lz] = 0x0f; b[lz+1] = 0xff; b[lz+2] = 0xff }},
+		{"lz4 bit flip", func(b []byte) { b[lz+int(cs[0].StoredSize)/2] ^= 0x10 }},
+		{"raw bit flip", func(b []byte) { b[len(b)-1] ^= 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Clone(good)
+			tc.edit(b)
+			r, err := bundle.NewReader(bytes.NewReader(b), hostileTrust())
+			if err != nil {
+				t.Fatalf("NewReader() = %v; the payload is checked chunk by chunk", err)
+			}
+			r.Next()
+			got, err := io.ReadAll(r)
+			if !errors.Is(err, bundle.ErrChecksum) || !bytes.Equal(got, data[:len(got)]) {
+				t.Errorf("ReadAll() = %d bytes, %v; want ErrChecksum and only good bytes", len(got), err)
+			}
+		})
+	}
+}
+
+// TestManifestValues signs manifests whose values JSON allows and the
+// format does not.
+func TestManifestValues(t *testing.T) {
+	good := bytes.TrimSpace(split(t, base(t, pattern(hcs))).Manifest)
+	for _, tc := range []struct{ name, from, to string }{
+		{"security version past 2^64", `"security_version": 0`, `"security_version": 18446744073709551616`},
+		{"negative security version", `"security_version": 0`, `"security_version": -1`},
+		{"security version as a float", `"security_version": 0`, `"security_version": 1.0`},
+		{"security version with an exponent", `"security_version": 0`, `"security_version": 1e3`},
+		{"security version as a string", `"security_version": 0`, `"security_version": "1"`},
+		{"null product", `"product": "demo"`, `"product": null`},
+		{"product as a list", `"product": "demo"`, `"product": ["demo"]`},
+		{"chunk size 2^32", `"chunk_size": 65536`, `"chunk_size": 4294967296`},
+		{"NUL in a target", `"target": "rootfs"`, `"target": "rootfs\u0000"`},
+		{"bidi in a board", `"board"`, `"board\u202e"`},
+		{"format 2", `"format": 1`, `"format": 2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !bytes.Contains(good, []byte(tc.from)) {
+				t.Fatalf("manifest lacks %s:\n%s", tc.from, good)
+			}
+			p := split(t, base(t, pattern(hcs)))
+			p.Manifest = bytes.Replace(good, []byte(tc.from), []byte(tc.to), 1)
+			wantOpenError(t, resign(t, p), bundle.ErrFormat, "")
+		})
+	}
+}
+
+// TestSignatures signs with the trusted key in ways that must not pass.
+func TestSignatures(t *testing.T) {
+	p := split(t, base(t, pattern(hcs)))
+	var blk bundle.SignatureBlock
+	if err := json.Unmarshal(p.Signatures, &blk); err != nil {
+		t.Fatal(err)
+	}
+	good := blk.Signatures[0]
+	sb := func(sigs ...bundle.Signature) []byte {
+		b, _ := json.Marshal(bundle.SignatureBlock{Signatures: sigs})
+		return b
+	}
+	bad := good
+	bad.Value = append(bytes.Clone(good.Value[:63]), good.Value[63]^1)
+	short := good
+	short.Value = good.Value[:32]
+	other := good
+	other.Algorithm = "rsa"
+	for _, tc := range []struct {
+		name string
+		sb   []byte
+		want error
+	}{
+		{"no signatures", sb(), bundle.ErrUnknownKey},
+		{"a good and a bad one by the trusted key", sb(good, bad), bundle.ErrSignature},
+		{"a bad one first", sb(bad, good), bundle.ErrSignature},
+		{"a short signature", sb(short), bundle.ErrSignature},
+		{"another algorithm", sb(other), bundle.ErrUnknownKey},
+		{"not JSON", []byte("signed, honest"), bundle.ErrFormat},
+		{"null", []byte("null"), bundle.ErrUnknownKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := *p
+			q.Signatures = tc.sb
+			q.FixSizes()
+			wantOpenError(t, q.Bytes(), tc.want, "")
+		})
 	}
 }
