@@ -2,9 +2,9 @@ package bundle
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
-	"crypto/sha256"
 	"math"
 	"runtime"
 	"testing"
