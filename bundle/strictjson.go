@@ -71,7 +71,7 @@ func (w *walker) value(t reflect.Type, path string) error {
 				ft, ok := jsonFields(t)[key]
 				if !ok {
 					if w.strictFields {
-						return nil, fmt.Errorf("%s: unknown field %q", where(path), key)
+						return nil, fmt.Errorf("%s: unknown field %q", where(path), clip(key, 200))
 					}
 					return nil, nil
 				}
@@ -107,7 +107,7 @@ func (w *walker) object(path string, field func(key string) (reflect.Type, error
 		}
 		key := tok.(string) // the decoder allows only strings here
 		if seen[key] {
-			return fmt.Errorf("%s: key %q appears twice", where(path), key)
+			return fmt.Errorf("%s: key %q appears twice", where(path), clip(key, 200))
 		}
 		seen[key] = true
 		ft, err := field(key)
@@ -179,7 +179,7 @@ func (w *walker) skip(path string, open json.Delim) error {
 		if top.key {
 			k := tok.(string) // the decoder allows only strings here
 			if top.seen[k] {
-				return fmt.Errorf("%s: key %q appears twice", where(path), k)
+				return fmt.Errorf("%s: key %q appears twice", where(path), clip(k, 200))
 			}
 			top.seen[k] = true
 			top.key = false
@@ -202,12 +202,13 @@ func (w *walker) skip(path string, open json.Delim) error {
 // maxDepth bounds the nesting of ignored values.
 const maxDepth = 32
 
-// where names a place in a document for an error.
+// where names a place in a document for an error. The keys in it come
+// from the document: they are escaped and cut short.
 func where(path string) string {
 	if path == "" {
 		return "top level"
 	}
-	return strings.TrimPrefix(path, ".")
+	return Printable(clip(strings.TrimPrefix(path, "."), 200))
 }
 
 // syntaxError passes the decoder's error on; the end of input inside a
