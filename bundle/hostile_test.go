@@ -271,26 +271,6 @@ func TestSignatureBlock(t *testing.T) {
 	}
 }
 
-// TestWholeImageHash signs an image hash that its chunks do not add up
-// to: a reader of the image gets ErrChecksum at its end, not io.EOF.
-func TestWholeImageHash(t *testing.T) {
-	p := split(t, base(t, pattern(2*hcs)))
-	if err := p.Edit(func(m *bundle.Manifest) { m.Images[0].SHA256 = strings.Repeat("ab", 32) }); err != nil {
-		t.Fatal(err)
-	}
-	r, err := bundle.NewReader(bytes.NewReader(resign(t, p)), hostileTrust())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Next(); err != nil {
-		t.Fatal(err)
-	}
-	n, err := io.Copy(io.Discard, r)
-	if !errors.Is(err, bundle.ErrChecksum) {
-		t.Errorf("reading the image = %d bytes, %v; want ErrChecksum", n, err)
-	}
-}
-
 // TestHeaderLimits changes header fields a reader checks before the
 // signature.
 func TestHeaderLimits(t *testing.T) {

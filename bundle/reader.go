@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"math"
 	"slices"
@@ -38,8 +37,6 @@ type Reader struct {
 	pending []byte
 	buf     []byte
 	stored  []byte
-	whole   hash.Hash // SHA-256 of the current image so far
-	imgErr  error     // the current image's whole hash did not match
 }
 
 // NewReader reads a bundle from a stream, front to back. The header,
@@ -384,31 +381,22 @@ func (br *Reader) Next() (*Image, error) {
 		return nil, io.EOF
 	}
 	br.img++
-	br.next, br.pending, br.imgErr = 0, nil, nil
-	br.whole = sha256.New()
+	br.next, br.pending = 0, nil
 	return &br.m.Images[br.img-1], nil
 }
 
 // Read reads the current image's bytes. Every chunk is checked against its
 // hash before any of its bytes are returned; a mismatch returns an error
-// wrapping ErrChecksum. At the end of the image, the whole image is
-// checked against its SHA-256 in the manifest too, so a reader that copies
-// an image to its end gets ErrChecksum instead of io.EOF if a build
-// pipeline signed chunk hashes that disagree with the image's.
+// wrapping ErrChecksum. The image's whole SHA-256 is not checked here (it
+// would double the hashing); a reader that wants it, as
+// lifeboat-bundle verify does, hashes what Read returns.
 func (br *Reader) Read(p []byte) (int, error) {
 	if br.img == 0 {
 		return 0, errors.New("bundle: Read before Next")
 	}
-	if br.imgErr != nil {
-		return 0, br.imgErr
-	}
 	for len(br.pending) == 0 {
 		im := &br.m.Images[br.img-1]
 		if br.next >= int(im.Chunks) {
-			if hex.EncodeToString(br.whole.Sum(nil)) != im.SHA256 {
-				br.imgErr = fmt.Errorf("%w: image %s: its chunks verified, but together they do not match the image's SHA-256", ErrChecksum, Printable(im.Name))
-				return 0, br.imgErr
-			}
 			return 0, io.EOF
 		}
 		c := &br.chunks[im.FirstChunk+uint64(br.next)]
@@ -421,7 +409,6 @@ func (br *Reader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		br.whole.Write(br.buf)
 		br.pending = br.buf
 		br.next++
 	}

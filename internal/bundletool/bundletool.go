@@ -5,6 +5,8 @@ package bundletool
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -559,6 +561,36 @@ func describeStep(s *bundle.Step) string {
 	return fmt.Sprintf("%s %s", q(string(s.Type)), q(s.Target))
 }
 
+// readImage reads the current image of r to its end: Read checks every
+// chunk, and the image's bytes are hashed on another goroutine, alongside,
+// for its whole SHA-256. A build pipeline that signed chunk hashes which
+// do not add up to the image's is caught here.
+func readImage(r *bundle.Reader, im *bundle.Image) (uint64, error) {
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	hashed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(h, pr)
+		pr.CloseWithError(err)
+		hashed <- err
+	}()
+	n, err := io.Copy(pw, r)
+	pw.CloseWithError(err)
+	if herr := <-hashed; err == nil {
+		err = herr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("image %s: %w", bundle.Printable(im.Name), err)
+	}
+	if uint64(n) != im.Size {
+		return 0, fmt.Errorf("%w: image %s: %d bytes, the manifest says %d", bundle.ErrFormat, bundle.Printable(im.Name), n, im.Size)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != im.SHA256 {
+		return 0, fmt.Errorf("%w: image %s: its chunks verify, but together they do not match the image's SHA-256", bundle.ErrChecksum, bundle.Printable(im.Name))
+	}
+	return uint64(n), nil
+}
+
 func verify(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := newFlags("verify", "BUNDLE -keys DIR|FILE", stdout)
 	keys := fs.String("keys", "", "trust store: a public key `FILE` or a `DIR` of *.pub")
@@ -592,15 +624,11 @@ func verify(args []string, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		// Read checks each chunk and, at the end, the whole image.
-		n, err := io.Copy(io.Discard, r)
+		n, err := readImage(r, im)
 		if err != nil {
-			return fmt.Errorf("image %s: %w", bundle.Printable(im.Name), err)
+			return err
 		}
-		if uint64(n) != im.Size {
-			return fmt.Errorf("%w: image %s: %d bytes, the manifest says %d", bundle.ErrFormat, bundle.Printable(im.Name), n, im.Size)
-		}
-		total += uint64(n)
+		total += n
 	}
 	m := r.Manifest()
 	fmt.Fprintf(stdout, "%s: %s %s signed by %s; %d images, %s verified\n", bundle.Printable(pos[0]),

@@ -149,3 +149,20 @@ func TestKeyFileNotAKey(t *testing.T) {
 		t.Errorf("verify -keys /dev/zero = %d, %q", code, e)
 	}
 }
+
+// TestVerifyWholeImageHash signs an image SHA-256 that its chunks do not
+// add up to: every chunk verifies, the image does not.
+func TestVerifyWholeImageHash(t *testing.T) {
+	d := setup(t)
+	p, key := made(t, d)
+	if err := p.Edit(func(m *bundle.Manifest) { m.Images[0].SHA256 = strings.Repeat("ab", 32) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	code, _, e := runTool(t, p.Bytes(), "verify", "-", "-keys", filepath.Join(d, "dev.pub"))
+	if code != install.ExitCorrupt || !strings.Contains(e, "do not match the image's SHA-256") {
+		t.Errorf("verify = %d, %q; want %d", code, e, install.ExitCorrupt)
+	}
+}
