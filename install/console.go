@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lifeboat-updater/lifeboat/bundle"
 )
 
 // Console shows an install to a person: the plan, one live line per
@@ -106,6 +108,7 @@ func (c *Console) prefix() string {
 }
 
 func (c *Console) redraw(line string) {
+	line = bundle.EscapeLine(line) // names from the bundle, shown on a terminal
 	pad := ""
 	if n := c.width - len(line); n > 0 {
 		pad = strings.Repeat(" ", n)
@@ -130,7 +133,7 @@ func (c *Console) println(line string) {
 		fmt.Fprintln(c.w)
 		c.open, c.width = false, 0
 	}
-	fmt.Fprintln(c.w, line)
+	fmt.Fprintln(c.w, bundle.EscapeLine(line)) // names from the bundle, shown on a terminal
 }
 
 func describe(s PlanStep) string {
@@ -174,13 +177,6 @@ func list(s []string) string {
 // Bytes formats a byte count in decimal units, as the progress line
 // does: "1.2 GB", "52.4 MB", "3.0 kB", "12 B".
 func Bytes(n int64) string { return mb(float64(n)) }
-
-// OneLine keeps a message on one console line, whatever the wrapped
-// errors in it contain: a person reads one line per failure, and a
-// program splitting the output by lines gets whole messages.
-func OneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
-}
 
 // mb formats a byte count (or rate) in decimal units.
 func mb(n float64) string {

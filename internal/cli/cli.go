@@ -86,7 +86,7 @@ func MainWith(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if errors.Is(err, flag.ErrHelp) {
 		return exitcode.OK
 	}
-	fmt.Fprintf(stderr, "lifeboat: %s\n", install.OneLine(err.Error()))
+	fmt.Fprintf(stderr, "lifeboat: %s\n", bundle.OneLine(err.Error()))
 	return exitCode(err)
 }
 
@@ -121,10 +121,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "env":
 		return runEnvCommand(args[1:], stdout, deps)
 	case "help", "-h", "-help", "--help":
+		if len(args) == 2 && args[0] == "help" {
+			// "help COMMAND" is "COMMAND -h".
+			return run(ctx, []string{args[1], "-h"}, stdin, stdout, stderr, deps)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usagef("unknown command %q (want install, plan, verify or env)", args[0])
+	return usagef("unknown command %s (want install, plan, verify or env)", bundle.Printable(args[0]))
 }
 
 // options are the flags of install, plan and verify.
@@ -175,12 +179,13 @@ func (o *options) flags(cmd string, stdout io.Writer) *flag.FlagSet {
 }
 
 // parse parses flags placed before or after the positional arguments.
+// On -h or --help the flag package has printed the usage (fs.Usage) once;
+// parse returns flag.ErrHelp, which Main turns into exit code 0.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
 				return nil, err
 			}
 			return nil, usagef("%v", err)

@@ -119,7 +119,7 @@ func TestEnvStepRefusedBeforeWrite(t *testing.T) {
 	}{
 		{"value larger than the environment", uboot, bundle.Step{Set: map[string]string{"big": strings.Repeat("x", 0x4000)}}, exitcode.TooSmall, "too full"},
 		{"no valid copy", blank, bundle.Step{Set: map[string]string{"a": "1"}}, exitcode.NoTarget, "no valid copy"},
-		{"GRUB name with a newline", grub, bundle.Step{Set: map[string]string{"a\nb": "1"}}, exitcode.Corrupt, "invalid variable name"},
+		{"GRUB value too long for the block", grub, bundle.Step{Set: map[string]string{"note": strings.Repeat("x", 1000)}}, exitcode.TooSmall, "too full"},
 		{"create on blank", blank, bundle.Step{Set: map[string]string{"bootcount": "0"}, Create: true}, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,8 +33,6 @@ The environment is one of:
   --grub FILE [--offset N]
                        a GRUB environment block: a 1024-byte grubenv file, or
                        the block at byte N of a file or device
-
-flags:
 `
 
 // envOptions are the flags of lifeboat env.
@@ -77,7 +75,7 @@ func runEnvCommand(args []string, stdout io.Writer, deps Deps) error {
 		fs.BoolVar(&o.create, "create", false, "start from an empty environment when none is valid (blank storage)")
 	}
 	fs.Usage = func() {
-		fmt.Fprint(stdout, envUsage)
+		fmt.Fprint(stdout, envUsage+"\nflags:\n")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
