@@ -47,6 +47,7 @@ var gptTypes = map[string]string{
 	"esp":                "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
 	"efi":                "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
 	"bios-boot":          "21686148-6449-6e6f-744e-656564454649",
+	"bios_grub":          "21686148-6449-6e6f-744e-656564454649", // parted's name
 	"swap":               "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f",
 	"linux-home":         "933ac7e1-2eb4-4f13-b844-0e14e2aef915",
 	"linux-srv":          "3b8f8425-20e0-4f3b-907f-1a25a76f98e8",

@@ -18,7 +18,7 @@ import (
 
 // Spec is the declarative description `lifeboat-bundle create` reads: what
 // the bundle is for, which files it carries and the steps of its install.
-// See docs/cli.md.
+// See docs/bundle-spec.md.
 type Spec struct {
 	Product         string            `yaml:"product"`
 	Version         string            `yaml:"version"`
