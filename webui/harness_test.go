@@ -84,10 +84,16 @@ func (c *console) text() string {
 // waitFor waits until a line contains s.
 func (c *console) waitFor(t testing.TB, s string) {
 	t.Helper()
+	c.waitCount(t, s, 1)
+}
+
+// waitCount waits until n lines contain s.
+func (c *console) waitCount(t testing.TB, s string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(c.text(), s) {
+	for strings.Count(c.text(), s) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("console never said %q; it said:\n%s", s, c.text())
+			t.Fatalf("console never said %q %d times; it said:\n%s", s, n, c.text())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

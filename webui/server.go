@@ -70,7 +70,7 @@ type Server struct {
 }
 
 //go:embed page
-var page embed.FS
+var pageFS embed.FS
 
 // New makes a server for cfg.Device. Without a password it makes the
 // one-time code (crypto/rand: on a board without a hardware random number
@@ -453,7 +453,7 @@ func (s *Server) hostAllowed(host string) bool {
 }
 
 func (s *Server) asset(name, ctype string) http.HandlerFunc {
-	b, err := page.ReadFile(name)
+	b, err := pageFS.ReadFile(name)
 	if err != nil {
 		panic(err) // embedded at build time: a missing file is a build error
 	}

@@ -80,7 +80,7 @@ function onJob(m) {
     }
   } else {
     let s = m.error;
-    if (m.cut) s += '. The upload was cut off after ' + size(m.received) + (m.size > 0 ? ' of ' + size(m.size) : '') +
+    if (m.cut) s += '. The connection dropped after ' + size(m.received) + (m.size > 0 ? ' of ' + size(m.size) : '') +
       ': nothing unverified was written, and the device is waiting for the next try.';
     text(res, s, 'err');
   }
