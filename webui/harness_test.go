@@ -99,9 +99,10 @@ func (c *console) waitCount(t testing.TB, s string, n int) {
 	}
 }
 
-// client is a browser-like client: it keeps cookies and sends what a
-// browser sends for a same-origin request.
-func (h *harness) client() *http.Client {
+// client is a client that keeps cookies, as a browser does.
+func (h *harness) client() *http.Client { return newClient() }
+
+func newClient() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar}
 }
