@@ -74,10 +74,10 @@ func TestLimiter(t *testing.T) {
 		wantWait time.Duration
 	}
 	steps := []step{
-		{0, true, 0},                       // 1
-		{0, true, 0},                       // 2
-		{0, true, time.Second},             // 3: the free tries are used
-		{0, false, time.Second},            //
+		{0, true, 0},            // 1
+		{0, true, 0},            // 2
+		{0, true, time.Second},  // 3: the free tries are used
+		{0, false, time.Second}, //
 		{500 * time.Millisecond, false, 500 * time.Millisecond},
 		{500 * time.Millisecond, true, 2 * time.Second}, // 4
 		{2 * time.Second, true, 4 * time.Second},        // 5
