@@ -51,6 +51,7 @@ type Server struct {
 	hub      *hub
 	sessions *sessions
 	handler  http.Handler
+	routes   map[string]http.HandlerFunc // "METHOD /path"
 	cop      *http.CrossOriginProtection
 
 	loginMu sync.Mutex // one sign-in attempt at a time: the limiter's wait, check and outcome together
@@ -108,18 +109,36 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", s.asset("page/index.html", "text/html; charset=utf-8"))
-	mux.HandleFunc("GET /page.css", s.asset("page/page.css", "text/css; charset=utf-8"))
-	mux.HandleFunc("GET /page.js", s.asset("page/page.js", "text/javascript; charset=utf-8"))
-	mux.HandleFunc("GET /api/status", s.handleStatus)
-	mux.HandleFunc("GET /api/events", s.handleEvents)
-	mux.HandleFunc("POST /api/login", s.handleLogin)
-	mux.HandleFunc("PUT /api/bundle", s.handleUpload)
-	mux.HandleFunc("POST /api/factory-reset", s.handleFactoryReset)
-	mux.HandleFunc("POST /api/reboot", s.handleReboot)
-	s.handler = s.guard(mux)
+	s.routes = map[string]http.HandlerFunc{
+		"GET /":                   s.asset("page/index.html", "text/html; charset=utf-8"),
+		"GET /page.css":           s.asset("page/page.css", "text/css; charset=utf-8"),
+		"GET /page.js":            s.asset("page/page.js", "text/javascript; charset=utf-8"),
+		"GET /api/status":         s.handleStatus,
+		"GET /api/events":         s.handleEvents,
+		"POST /api/login":         s.handleLogin,
+		"PUT /api/bundle":         s.handleUpload,
+		"POST /api/factory-reset": s.handleFactoryReset,
+		"POST /api/reboot":        s.handleReboot,
+	}
+	s.handler = s.guard(http.HandlerFunc(s.route))
 	return s, nil
+}
+
+// route finds the handler by method and exact path. A map of nine routes
+// instead of http.ServeMux: the mux's pattern language costs 15 kB of the
+// rescue binary and is not needed here.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if h, ok := s.routes[r.Method+" "+r.URL.Path]; ok {
+		h(w, r)
+		return
+	}
+	for k := range s.routes {
+		if strings.HasSuffix(k, " "+r.URL.Path) {
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": method not allowed")
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, r.URL.Path+": not found")
 }
 
 // Code is the one-time code that opens the page ("" with a password). The
@@ -465,9 +484,13 @@ func (s *Server) asset(name, ctype string) http.HandlerFunc {
 
 // writeJSON answers with v.
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(b, '\n'))
 }
 
 // apiError is every refusal's body.

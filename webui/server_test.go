@@ -610,3 +610,28 @@ func testPasswordHash(t testing.TB, password string) *boards.PasswordHash {
 	}
 	return h
 }
+
+func TestRoutes(t *testing.T) {
+	b := newBundles(t, cs)
+	h := newHarness(t, newEngineDevice(t, b.key, 1<<20), nil)
+	c := h.client()
+	for _, tt := range []struct {
+		method, path string
+		want         int
+		ctype        string
+	}{
+		{"GET", "/", 200, "text/html; charset=utf-8"},
+		{"GET", "/page.js", 200, "text/javascript; charset=utf-8"},
+		{"GET", "/page.css", 200, "text/css; charset=utf-8"},
+		{"GET", "/api/status", 200, "application/json"},
+		{"GET", "/index.html", 404, "application/json"},
+		{"GET", "/api/bundle", 405, "application/json"},
+		{"POST", "/", 405, "application/json"},
+		{"DELETE", "/api/bundle", 405, "application/json"},
+	} {
+		resp, _ := h.request(c, tt.method, tt.path, nil, nil)
+		if resp.StatusCode != tt.want || resp.Header.Get("Content-Type") != tt.ctype {
+			t.Errorf("%s %s: %s %q, want %d %q", tt.method, tt.path, resp.Status, resp.Header.Get("Content-Type"), tt.want, tt.ctype)
+		}
+	}
+}
