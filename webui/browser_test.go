@@ -29,11 +29,16 @@ type page struct {
 	h   *harness
 }
 
-func openPage(t *testing.T, h *harness, url string) *page {
+// browserTest skips t with -short: it starts a browser.
+func browserTest(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a browser; skipped with -short")
 	}
+}
+
+func openPage(t *testing.T, h *harness, url string) *page {
+	t.Helper()
 	p := &page{t: t, ctx: browser.New(t), h: h}
 	if url == "" {
 		url = h.hs.URL
@@ -95,6 +100,7 @@ func writeFile(t testing.TB, name string, b []byte) string {
 // bundle chosen in the file input streams into the real install engine,
 // the progress bar reaches 100%, and the reboot button boots the board.
 func TestPageInstall(t *testing.T) {
+	browserTest(t)
 	b := newBundles(t, 256*cs+77)
 	dev := newEngineDevice(t, b.key, 24<<20)
 	h := newHarness(t, dev, nil)
@@ -174,6 +180,7 @@ func TestPageInstall(t *testing.T) {
 // TestPageBadBundles: each bad bundle chosen in the page is refused with
 // the console's reason on the page, and nothing is written.
 func TestPageBadBundles(t *testing.T) {
+	browserTest(t)
 	b := newBundles(t, 24*cs)
 	other := imageBundle(t, b.key, b.image, "demo", "1.0", "other-board")
 	big := imageBundle(t, b.key, make([]byte, 80*cs), "demo", "1.0", "test-board")
@@ -297,6 +304,7 @@ func later(a, b time.Time) time.Time {
 // written, the target holds only whole verified chunks, and the next
 // upload from the same page installs.
 func TestPageCutUpload(t *testing.T) {
+	browserTest(t)
 	b := newBundles(t, 64*cs)
 	dev := newEngineDevice(t, b.key, 8<<20)
 	h := newHarness(t, dev, nil)
@@ -329,6 +337,7 @@ func TestPageCutUpload(t *testing.T) {
 // TestPageWrongCode: wrong codes are refused, and after FreeTries the page
 // must wait before the next one.
 func TestPageWrongCode(t *testing.T) {
+	browserTest(t)
 	b := newBundles(t, cs)
 	h := newHarness(t, newEngineDevice(t, b.key, 1<<20), nil)
 	p := openPage(t, h, "")
@@ -352,6 +361,7 @@ func TestPageWrongCode(t *testing.T) {
 // TestPageSecondUpload: while another client's upload is installing, the
 // page shows that, and its own upload is refused with the reason.
 func TestPageSecondUpload(t *testing.T) {
+	browserTest(t)
 	b := newBundles(t, 16*cs)
 	dev := newEngineDevice(t, b.key, 2<<20)
 	dev.hold = make(chan struct{})
@@ -384,6 +394,7 @@ func TestPageSecondUpload(t *testing.T) {
 // The browser sends it, with the session cookie (the same site: only the
 // port differs); the server refuses it.
 func TestPageCrossOrigin(t *testing.T) {
+	browserTest(t)
 	b := newBundles(t, cs)
 	dev := newEngineDevice(t, b.key, 1<<20)
 	h := newHarness(t, dev, nil)
@@ -406,6 +417,7 @@ fetch(%q, {method: 'POST', mode: 'no-cors', credentials: 'include', headers: {'C
 
 // TestPageFactoryReset: the reset asks for a confirmation, then wipes.
 func TestPageFactoryReset(t *testing.T) {
+	browserTest(t)
 	b := newBundles(t, cs)
 	dev := newEngineDevice(t, b.key, 1<<20)
 	h := newHarness(t, dev, nil)

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -633,5 +635,36 @@ func TestRoutes(t *testing.T) {
 		if resp.StatusCode != tt.want || resp.Header.Get("Content-Type") != tt.ctype {
 			t.Errorf("%s %s: %s %q, want %d %q", tt.method, tt.path, resp.Status, resp.Header.Get("Content-Type"), tt.want, tt.ctype)
 		}
+	}
+}
+
+// TestCurl drives the API as docs/web.md shows it, with curl: sign in,
+// upload with -T (a PUT streamed from the file), read the status.
+func TestCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("curl: %v (Debian package curl; scripts/install-deps.sh installs it)", err)
+	}
+	b := newBundles(t, testImage)
+	dev := newEngineDevice(t, b.key, 4<<20)
+	h := newHarness(t, dev, nil)
+	dir := t.TempDir()
+	jar, file := filepath.Join(dir, "jar"), writeFile(t, "demo.lfb", b.good)
+	curl := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("curl", append([]string{"-sS", "--fail-with-body"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	curl("-c", jar, "-d", fmt.Sprintf(`{"code": %q}`, h.srv.Code()), h.hs.URL+"/api/login")
+	if out := curl("-b", jar, "-T", file, h.hs.URL+"/api/bundle"); !strings.Contains(out, `"product":"demo"`) {
+		t.Errorf("upload answered %s", out)
+	}
+	if !bytes.Equal(dev.rootfs(t)[:testImage], b.image) {
+		t.Error("the target does not hold the image")
+	}
+	if out := curl(h.hs.URL + "/api/status"); !strings.Contains(out, `"state":"done"`) {
+		t.Errorf("status %s", out)
 	}
 }
