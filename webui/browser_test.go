@@ -156,9 +156,7 @@ func TestPageInstall(t *testing.T) {
 			t.Errorf("%s values %v: want some between 0 and 100, and 100 at the end", id, seen)
 		}
 	}
-	if got := dev.rootfs(t)[:len(b.image)]; string(got) != string(b.image) {
-		t.Error("the target does not hold the image")
-	}
+	dev.wantImage(t, b.image)
 	if got := p.text("#installed"); got != "demo 1.0" {
 		t.Errorf("page says installed %q, want demo 1.0", got)
 	}
@@ -329,9 +327,7 @@ func TestPageCutUpload(t *testing.T) {
 	proxy.arm(0)
 	p.upload(file)
 	p.waitText("#result", "Installed demo 1.0")
-	if got := dev.rootfs(t)[:len(b.image)]; string(got) != string(b.image) {
-		t.Error("the target does not hold the image after the second upload")
-	}
+	dev.wantImage(t, b.image)
 }
 
 // TestPageWrongCode: wrong codes are refused, and after FreeTries the page

@@ -150,6 +150,14 @@ func (d *engineDevice) rootfs(t testing.TB) []byte {
 	return b
 }
 
+// wantImage fails unless the target starts with the image.
+func (d *engineDevice) wantImage(t testing.TB, image []byte) {
+	t.Helper()
+	if !bytes.Equal(d.rootfs(t)[:len(image)], image) {
+		t.Error("the target does not hold the image")
+	}
+}
+
 // checkUntouched fails unless the target holds nothing but its fill.
 func (d *engineDevice) checkUntouched(t testing.TB) {
 	t.Helper()

@@ -180,10 +180,16 @@ func (h *harness) events(c *http.Client) *stream {
 		h.t.Fatalf("GET /api/events: %s, %s", resp.Status, ct)
 	}
 	h.t.Cleanup(func() { resp.Body.Close() })
+	return readEvents(resp.Body)
+}
+
+// readEvents reads an event stream's messages as they come, each a JSON
+// object.
+func readEvents(r io.Reader) *stream {
 	s := &stream{ch: make(chan map[string]any, 1024)}
 	go func() {
 		defer close(s.ch)
-		sc := bufio.NewScanner(resp.Body)
+		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			data, ok := strings.CutPrefix(sc.Text(), "data: ")

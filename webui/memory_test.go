@@ -228,21 +228,7 @@ func uploadToChild(t *testing.T, k *installtest.Key, bundlePath, target string) 
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("upload: %s %s", resp.Status, body)
 	}
-	sc := bufio.NewScanner(events.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
-		var e struct {
-			Event        string `json:"event"`
-			PeakRSSBytes int64  `json:"peak_rss_bytes"`
-		}
-		if json.Unmarshal([]byte(data), &e) == nil && e.Event == "done" {
-			return e.PeakRSSBytes
-		}
-	}
-	t.Fatalf("no done event: %v", sc.Err())
-	return 0
+	done := readEvents(events.Body).until(t, "the install's done event", func(m map[string]any) bool { return m["event"] == "done" })
+	peak, _ := done["peak_rss_bytes"].(float64)
+	return int64(peak)
 }

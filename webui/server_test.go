@@ -57,9 +57,7 @@ func TestUploadInstalls(t *testing.T) {
 	if diff := cmp.Diff(want, filtered); diff != "" {
 		t.Errorf("events (-want +got, progress, received and status left out):\n%s", diff)
 	}
-	if !bytes.Equal(dev.rootfs(t)[:testImage], b.image) {
-		t.Error("the target does not hold the image")
-	}
+	dev.wantImage(t, b.image)
 	if !strings.Contains(h.log.text(), fmt.Sprintf("web: upload from 127.0.0.1, %d bytes", len(b.good))) {
 		t.Errorf("console does not name the upload:\n%s", h.log.text())
 	}
@@ -138,9 +136,7 @@ func TestBadBundles(t *testing.T) {
 	if code, e := h.upload(c, b.good); code != http.StatusOK {
 		t.Fatalf("good upload after the bad ones: %d %s", code, e.Error)
 	}
-	if !bytes.Equal(dev.rootfs(t)[:testImage], b.image) {
-		t.Error("the target does not hold the image")
-	}
+	dev.wantImage(t, b.image)
 }
 
 // TestUploadCut drops the connection in the middle of a chunk: the chunks
@@ -191,9 +187,7 @@ func TestUploadCut(t *testing.T) {
 	if code, e := h.upload(c, b.good); code != http.StatusOK {
 		t.Fatalf("upload after the cut: %d %s", code, e.Error)
 	}
-	if !bytes.Equal(dev.rootfs(t)[:testImage], b.image) {
-		t.Error("the target does not hold the image after the second upload")
-	}
+	dev.wantImage(t, b.image)
 }
 
 // TestUploadStalled ends an upload whose client stops sending.
@@ -264,9 +258,7 @@ func TestTwoUploads(t *testing.T) {
 	if installs, resets, reboots := dev.counts(); installs != 1 || resets != 0 || reboots != 0 {
 		t.Errorf("device did %d installs, %d resets, %d reboots; want 1, 0, 0", installs, resets, reboots)
 	}
-	if !bytes.Equal(dev.rootfs(t)[:testImage], b.image) {
-		t.Error("the target does not hold the image")
-	}
+	dev.wantImage(t, b.image)
 }
 
 func TestSignInRequired(t *testing.T) {
@@ -661,9 +653,7 @@ func TestCurl(t *testing.T) {
 	if out := curl("-b", jar, "-T", file, h.hs.URL+"/api/bundle"); !strings.Contains(out, `"product":"demo"`) {
 		t.Errorf("upload answered %s", out)
 	}
-	if !bytes.Equal(dev.rootfs(t)[:testImage], b.image) {
-		t.Error("the target does not hold the image")
-	}
+	dev.wantImage(t, b.image)
 	if out := curl(h.hs.URL + "/api/status"); !strings.Contains(out, `"state":"done"`) {
 		t.Errorf("status %s", out)
 	}
