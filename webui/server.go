@@ -68,6 +68,10 @@ type Server struct {
 	srvMu sync.Mutex
 	srv   *http.Server
 	ln    net.Listener
+
+	refusedMu    sync.Mutex
+	refusedAt    time.Time // last console line about a refused request
+	refusedQuiet int       // refused requests not printed since
 }
 
 //go:embed page
@@ -437,17 +441,41 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
 		if !s.hostAllowed(r.Host) {
-			s.cfg.Logf("web: refused %s %s from %s: unknown host name %q", r.Method, r.URL.Path, hostOf(r.RemoteAddr), r.Host)
+			s.refused("web: refused %s %s from %s: unknown host name %q", r.Method, r.URL.Path, hostOf(r.RemoteAddr), r.Host)
 			writeError(w, http.StatusMisdirectedRequest, "open the page by the device's address or its .local name, not by "+r.Host)
 			return
 		}
 		if err := s.cop.Check(r); err != nil {
-			s.cfg.Logf("web: refused a cross-origin %s %s from %s (Origin %q)", r.Method, r.URL.Path, hostOf(r.RemoteAddr), r.Header.Get("Origin"))
+			s.refused("web: refused a cross-origin %s %s from %s (Origin %q)", r.Method, r.URL.Path, hostOf(r.RemoteAddr), r.Header.Get("Origin"))
 			writeError(w, http.StatusForbidden, "cross-origin request refused: use the device's own page")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refusedEvery is the least time between two console lines about refused
+// requests: a web page that makes a browser send them by the thousand must
+// not flood a serial console.
+const refusedEvery = 10 * time.Second
+
+// refused prints a line about a refused request, unless one was printed
+// less than refusedEvery ago; the next line then says how many were not.
+func (s *Server) refused(format string, args ...any) {
+	s.refusedMu.Lock()
+	now := time.Now()
+	if !s.refusedAt.IsZero() && now.Sub(s.refusedAt) < refusedEvery {
+		s.refusedQuiet++
+		s.refusedMu.Unlock()
+		return
+	}
+	n := s.refusedQuiet
+	s.refusedAt, s.refusedQuiet = now, 0
+	s.refusedMu.Unlock()
+	if n > 0 {
+		format += fmt.Sprintf(" (and %d more refused before)", n)
+	}
+	s.cfg.Logf(format, args...)
 }
 
 // hostAllowed reports whether the Host header names the device: an IP

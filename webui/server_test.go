@@ -340,6 +340,9 @@ func TestCrossOrigin(t *testing.T) {
 	if !strings.Contains(h.log.text(), "refused a cross-origin POST /api/factory-reset from 127.0.0.1") {
 		t.Errorf("console does not report the refusal:\n%s", h.log.text())
 	}
+	if n := strings.Count(h.log.text(), "web: refused"); n != 1 {
+		t.Errorf("%d console lines for %d refusals in a row, want 1 (the rest are counted in the next)", n, len(tests))
+	}
 	// The names a person opens the page by work.
 	for _, host := range []string{"127.0.0.1", "[::1]:80", "localhost", "test-board-sn0042.local", "Test-Board-SN0042.local."} {
 		req, _ := http.NewRequest("GET", h.hs.URL+"/api/status", nil)
