@@ -10,8 +10,8 @@ import (
 // number: "<board>-<serial>.local", in lower case, with every character
 // that is not a letter, a digit or a dash made a dash, cut to the 63
 // bytes a DNS label may have (the serial's end kept, where serials differ).
-// HostName("qemu-x86_64", "52:54:00:12:34:56") is
-// "qemu-x86-64-52-54-00-12-34-56.local".
+// HostName("qemu-x86_64", "525400123456") is
+// "qemu-x86-64-525400123456.local".
 func HostName(board, serial string) string {
 	clean := func(s string) string {
 		var b strings.Builder
@@ -48,7 +48,7 @@ func HostName(board, serial string) string {
 // under root ("/" on a device): the device tree's serial-number, else the
 // DMI product or board serial. It returns "" when none is there or the
 // firmware fills in a placeholder; the rescue then uses the first network
-// interface's MAC address.
+// interface's MAC address, as 12 hex digits.
 func Serial(root string) string {
 	for _, p := range []string{
 		"proc/device-tree/serial-number",

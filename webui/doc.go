@@ -54,7 +54,7 @@
 //
 //	srv, err := webui.New(webui.Config{Device: dev, Password: hash, Logf: console})
 //	err = srv.Start(ctx, ":80")
-//	name := mdns.HostName(board.Name, serial)         // serial: mdns.Serial("/"), else the first MAC
+//	name := mdns.HostName(board.Name, serial)         // serial: mdns.Serial("/"), else the first MAC in hex
 //	r, err := mdns.Start(ctx, mdns.Config{Name: name}) // where the network allows
 //	srv.Announce(addrs, r.Name())                      // the URLs and the code, on the console
 //
