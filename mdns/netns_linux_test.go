@@ -209,7 +209,13 @@ func TestRespondInNamespace(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a, ok = read(t, mdnsSock, 10*time.Second)
+	// (An answer to a repeated query may come first.)
+	for {
+		a, ok = read(t, mdnsSock, 10*time.Second)
+		if !ok || a.ttl == 0 {
+			break
+		}
+	}
 	if !ok || a.ttl != 0 || len(a.addrs) != 1 {
 		t.Errorf("goodbye %+v, %v; want the record with TTL 0", a, ok)
 	}
