@@ -213,7 +213,7 @@ func (s *Server) Close() error {
 // rescue calls it once the network is up, and again whenever the lines
 // should be repeated (after a failed attempt, say).
 func (s *Server) Announce(addrs []netip.Addr, mdnsName string) {
-	port := ""
+	port := "" // the URLs leave out port 80
 	if a, ok := s.Addr().(*net.TCPAddr); ok && a.Port != 80 {
 		port = ":" + strconv.Itoa(a.Port)
 	}
@@ -229,7 +229,7 @@ func (s *Server) Announce(addrs []netip.Addr, mdnsName string) {
 		urls = append(urls, "http://"+strings.TrimSuffix(mdnsName, ".")+port+"/")
 	}
 	if len(urls) == 0 {
-		s.cfg.Logf("web: recovery page on port %s, no address yet", strings.TrimPrefix(port, ":"))
+		s.cfg.Logf("web: recovery page served, but the board has no address yet")
 	} else {
 		s.cfg.Logf("web: recovery page at %s", strings.Join(urls, " or "))
 	}

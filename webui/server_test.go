@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -659,5 +660,34 @@ func TestCurl(t *testing.T) {
 	dev.wantImage(t, b.image)
 	if out := curl(h.hs.URL + "/api/status"); !strings.Contains(out, `"state":"done"`) {
 		t.Errorf("status %s", out)
+	}
+}
+
+func TestAnnounce(t *testing.T) {
+	b := newBundles(t, cs)
+	log := &console{}
+	srv, err := New(Config{Device: newEngineDevice(t, b.key, 1<<20), Logf: log.printf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context(), "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	port := srv.Addr().(*net.TCPAddr).Port
+	srv.Announce([]netip.Addr{netip.MustParseAddr("10.0.2.15"), netip.MustParseAddr("fe80::5054:ff:fe12:3456%eth0")}, "qemu-x86-64-525400123456.local")
+	want := fmt.Sprintf("web: recovery page at http://10.0.2.15:%d/ or http://[fe80::5054:ff:fe12:3456]:%d/ or http://qemu-x86-64-525400123456.local:%d/\n"+
+		"web: access code %s (type it on the page; a new one at every boot)", port, port, port, srv.Code())
+	if got := log.text(); got != want {
+		t.Errorf("console:\n%s\nwant:\n%s", got, want)
+	}
+	// The server answers on its port.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/status", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /api/status: %s", resp.Status)
 	}
 }
