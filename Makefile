@@ -53,6 +53,7 @@ fuzz:
 	for f in FuzzParseSize FuzzSpec; do \
 		go test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./internal/bundletool || exit 1; done
 	go test -run XXX -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./partitions
+	go test -run XXX -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./mdns
 
 bench: deps build
 	bench/run.sh
