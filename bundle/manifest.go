@@ -43,6 +43,10 @@ type Manifest struct {
 	Images []Image `json:"images"`
 	// Steps run in order.
 	Steps []Step `json:"steps"`
+
+	// UnitData declares the per-unit values a factory station fills in
+	// (unitdata.go).
+	UnitData []UnitField `json:"unit_data,omitempty"`
 }
 
 // Image is one stored image: a byte sequence split into chunks of the
@@ -190,7 +194,7 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("%w: step %d (%s): %v", ErrFormat, i+1, s.Type, err)
 		}
 	}
-	return nil
+	return m.ValidateUnitData()
 }
 
 func (s *Step) validate(m *Manifest) error {
