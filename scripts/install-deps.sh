@@ -14,6 +14,8 @@ pkgs=(
   bmap-tools swupdate          # reference updaters for benchmarks
   iproute2 util-linux time openssl  # netns tests, losetup, /usr/bin/time -v, swupdate signing
   chromium                     # a real browser for the web pages' tests (internal/browser)
+  postgresql                   # a real PostgreSQL server for the station's store tests (station/store/pgtest)
+  busybox tftp-hpa curl        # DHCP (udhcpc) and TFTP clients that test the station's network boot services
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -562,4 +562,3 @@ func rebindDollar(q string) string {
 	}
 	return b.String()
 }
-
