@@ -99,7 +99,9 @@ func Verify(signed []byte, stations *bundle.TrustStore) (*Data, []string, error)
 
 // MarshalPrivateKey encodes a station private key as PEM (PKCS #8) marked
 // for unit data.
-func MarshalPrivateKey(k ed25519.PrivateKey) ([]byte, error) { return mark(bundle.MarshalPrivateKey(k)) }
+func MarshalPrivateKey(k ed25519.PrivateKey) ([]byte, error) {
+	return mark(bundle.MarshalPrivateKey(k))
+}
 
 // MarshalPublicKey encodes a station public key as PEM (PKIX) marked for
 // unit data.

@@ -35,7 +35,7 @@ func testConfig(t *testing.T) Config {
 		Interface: "line0", ServerIP: netip.MustParseAddr("198.18.91.1"), Prefix: netip.MustParsePrefix("198.18.91.0/24"),
 		First: netip.MustParseAddr("198.18.91.100"), Last: netip.MustParseAddr("198.18.91.102"), Lease: time.Hour,
 		StationURL: "http://198.18.91.1:8080",
-		Boot: Boot{BIOS: "undionly.kpxe", EFI64: "ipxe.efi", UBoot: "boot.scr", IPXE: "http://198.18.91.1:8080/boot.ipxe"},
+		Boot:       Boot{BIOS: "undionly.kpxe", EFI64: "ipxe.efi", UBoot: "boot.scr", IPXE: "http://198.18.91.1:8080/boot.ipxe"},
 		LeasesFile: filepath.Join(t.TempDir(), "leases.json"),
 		Logf:       t.Logf,
 	}

@@ -47,7 +47,7 @@ func files(t *testing.T) (string, map[string][]byte) {
 	dir := t.TempDir()
 	want := map[string][]byte{
 		"empty":          {},
-		"one-block":      bytes.Repeat([]byte{7}, 512),  // exactly one block: an empty block must follow
+		"one-block":      bytes.Repeat([]byte{7}, 512), // exactly one block: an empty block must follow
 		"small.txt":      []byte("hello from the station\n"),
 		"boot/ipxe.efi":  make([]byte, 1<<20+123),
 		"exact-1468.bin": make([]byte, 1468*3),
