@@ -8,6 +8,8 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/station/config"
@@ -28,7 +30,10 @@ var errUsage = errors.New("usage")
 
 // Main runs the lifeboat-station command and returns its exit code: 0,
 // 1 for an error, 2 for a usage mistake. Every error is one line on stderr.
+// SIGINT and SIGTERM stop the station cleanly.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	err := run(ctx, args, stdout, stderr)
 	if err == nil {
 		return 0

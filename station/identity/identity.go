@@ -59,7 +59,7 @@ func (r SerialRange) Serial(n uint64) string { return fmt.Sprintf(r.Format, n) }
 // Name identifies the range in the store: two stations with the same range
 // share its counter.
 func (r SerialRange) Name() string {
-	return fmt.Sprintf("serial %s %d-%d", r.Format, r.First, r.Last)
+	return fmt.Sprintf("%s %d-%d", r.Format, r.First, r.Last)
 }
 
 var serialRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -122,7 +122,7 @@ func (p MACPool) Block(n uint64) []string {
 
 // Name identifies the pool in the store.
 func (p MACPool) Name() string {
-	return fmt.Sprintf("mac %s-%s/%d", FormatMAC(p.First), FormatMAC(p.Last), p.PerUnit)
+	return fmt.Sprintf("%s-%s/%d", FormatMAC(p.First), FormatMAC(p.Last), p.PerUnit)
 }
 
 // ParseMAC parses a 48-bit MAC address into a number.

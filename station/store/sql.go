@@ -231,19 +231,19 @@ func (s *sqlStore) Allocate(ctx context.Context, unit int64, p Pools) (identity.
 			return err
 		}
 		if p.MACs != nil {
-			n, err := s.counter(ctx, tx, p.MACs.Name(), 0)
+			n, err := s.counter(ctx, tx, "mac "+p.MACs.Name(), 0)
 			if err != nil {
 				return err
 			}
 			if uint64(n) >= p.MACs.Units() {
-				return fmt.Errorf("%w: MAC pool %s is used up (%d units served)", ErrExhausted, p.MACs.Name(), p.MACs.Units())
+				return fmt.Errorf("%w: the MAC pool %s is used up (%d units served)", ErrExhausted, p.MACs.Name(), p.MACs.Units())
 			}
 			for i, mac := range p.MACs.Block(uint64(n)) {
 				if _, err := s.exec(ctx, tx, `INSERT INTO unit_macs (mac, unit_id, idx) VALUES (?, ?, ?)`, mac, unit, i); err != nil {
 					return fmt.Errorf("store: allocate MAC %s: %w", mac, err)
 				}
 			}
-			if _, err := s.exec(ctx, tx, `UPDATE counters SET next = ? WHERE name = ?`, n+1, p.MACs.Name()); err != nil {
+			if _, err := s.exec(ctx, tx, `UPDATE counters SET next = ? WHERE name = ?`, n+1, "mac "+p.MACs.Name()); err != nil {
 				return fmt.Errorf("store: allocate: %w", err)
 			}
 		}
@@ -284,7 +284,7 @@ func (s *sqlStore) nextSerial(ctx context.Context, tx *sql.Tx, unit int64, hwKey
 		return "", fmt.Errorf("store: allocate: no serial range and no scanned serials")
 	}
 	r := p.Serials
-	n, err := s.counter(ctx, tx, r.Name(), int64(r.First))
+	n, err := s.counter(ctx, tx, "serial "+r.Name(), int64(r.First))
 	if err != nil {
 		return "", err
 	}
@@ -296,13 +296,13 @@ func (s *sqlStore) nextSerial(ctx context.Context, tx *sql.Tx, unit int64, hwKey
 			return "", fmt.Errorf("store: allocate: %w", err)
 		}
 		if taken == 0 {
-			if _, err := s.exec(ctx, tx, `UPDATE counters SET next = ? WHERE name = ?`, n+1, r.Name()); err != nil {
+			if _, err := s.exec(ctx, tx, `UPDATE counters SET next = ? WHERE name = ?`, n+1, "serial "+r.Name()); err != nil {
 				return "", fmt.Errorf("store: allocate: %w", err)
 			}
 			return sn, nil
 		}
 	}
-	return "", fmt.Errorf("%w: serial range %s is used up", ErrExhausted, r.Name())
+	return "", fmt.Errorf("%w: the serial range %s is used up", ErrExhausted, r.Name())
 }
 
 // counter reads a counter, creating it at init, locked for this
