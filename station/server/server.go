@@ -494,9 +494,29 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 		err = fail(http.StatusBadRequest, protocol.CodeBadRequest, "serial %q: want 1 to 64 of A-Z a-z 0-9 . _ -", sc.Serial)
 	}
 	if err == nil {
+		err = s.fitsBundles(sc.Serial)
+	}
+	if err == nil {
 		err = s.cfg.Store.RegisterSerial(r.Context(), sc.Serial, sc.Hardware.Key())
 	}
 	s.reply(w, r, nil, err)
+}
+
+// fitsBundles refuses a scanned serial that a bundle's serial field would
+// refuse: the operator learns it at the scanner, not the unit at its end.
+func (s *Server) fitsBundles(serial string) error {
+	for _, b := range s.cfg.Bundles {
+		for i := range b.Manifest.UnitData {
+			f := &b.Manifest.UnitData[i]
+			if f.From != bundle.UnitFromSerial {
+				continue
+			}
+			if err := unitdata.CheckValue(f, serial); err != nil {
+				return fail(http.StatusBadRequest, protocol.CodeBadRequest, "bundle %s: %v", b.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // bundle serves a bundle file with Range support (a unit resumes, or
