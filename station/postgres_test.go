@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/lifeboat-updater/lifeboat/station/client"
 	"github.com/lifeboat-updater/lifeboat/station/stationtest"

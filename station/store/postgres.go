@@ -26,6 +26,15 @@ func (postgresDialect) lockSchema(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
+func (postgresDialect) relaxBefore(context.Context, *sql.DB) func() { return func() {} }
+
+// relaxInTx commits event logs without waiting for the WAL flush: a
+// crash of the server may lose the last ones, never an allocation.
+func (postgresDialect) relaxInTx(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`)
+	return err
+}
+
 func (postgresDialect) isUnique(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"

@@ -28,6 +28,13 @@ type dialect interface {
 	lockSchema(ctx context.Context, tx *sql.Tx) error
 	// isUnique reports whether err is a unique constraint violation.
 	isUnique(err error) bool
+	// relax lowers the durability of the writes that follow, until
+	// undone: for event logs, whose loss in a power cut costs some
+	// progress lines, never an identity. inTx is called inside the
+	// transaction, before runs outside it (each database has its own
+	// rule for where the setting may change).
+	relaxBefore(ctx context.Context, db *sql.DB) (undo func())
+	relaxInTx(ctx context.Context, tx *sql.Tx) error
 }
 
 // sqlStore implements Store on database/sql.
@@ -363,7 +370,11 @@ func (s *sqlStore) AddEvents(ctx context.Context, run int64, events []Event) err
 	if len(events) == 0 {
 		return nil
 	}
+	defer s.d.relaxBefore(ctx, s.db)()
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.d.relaxInTx(ctx, tx); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 		if err := s.exists(ctx, tx, run); err != nil {
 			return err
 		}

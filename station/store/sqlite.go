@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
+
+	"github.com/lifeboat-updater/lifeboat/station/identity"
 
 	_ "modernc.org/sqlite" // pure Go: the station stays one static binary
 )
@@ -20,6 +23,19 @@ func (sqliteDialect) lockSchema(ctx context.Context, _ *sql.Tx) error { return n
 func (sqliteDialect) isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
+
+// relaxBefore switches the connection to synchronous=NORMAL for an event
+// log write: in WAL mode a commit is then durable against the process
+// being killed but not against a power cut, until the next FULL commit
+// (any allocation) syncs the log with it. SQLite takes the setting only
+// outside a transaction; the store's one connection and its gate (fifo)
+// keep other writes from running in between.
+func (sqliteDialect) relaxBefore(ctx context.Context, db *sql.DB) func() {
+	db.ExecContext(ctx, `PRAGMA synchronous = NORMAL`)
+	return func() { db.ExecContext(context.Background(), `PRAGMA synchronous = FULL`) }
+}
+
+func (sqliteDialect) relaxInTx(context.Context, *sql.Tx) error { return nil }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path.
 //
@@ -47,5 +63,85 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: sqlite %s: %w", path, err)
 	}
-	return s, nil
+	return &fifo{s: s, gate: make(chan struct{}, 1)}, nil
 }
+
+// fifo serves a store's calls one at a time, in the order they came.
+// database/sql hands its one connection to a random waiter, which under
+// load leaves some requests waiting many seconds; a channel's waiting
+// senders are served first come, first served.
+type fifo struct {
+	s    Store
+	gate chan struct{}
+}
+
+func (f *fifo) lock()   { f.gate <- struct{}{} }
+func (f *fifo) unlock() { <-f.gate }
+
+func (f *fifo) Announce(ctx context.Context, a NewRun) (Run, bool, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.Announce(ctx, a)
+}
+
+func (f *fifo) Allocate(ctx context.Context, unit int64, p Pools) (identity.Identity, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.Allocate(ctx, unit, p)
+}
+
+func (f *fifo) SetCredentials(ctx context.Context, unit int64, cert, key string) (identity.Identity, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.SetCredentials(ctx, unit, cert, key)
+}
+
+func (f *fifo) RegisterSerial(ctx context.Context, serial, hwKey string) error {
+	f.lock()
+	defer f.unlock()
+	return f.s.RegisterSerial(ctx, serial, hwKey)
+}
+
+func (f *fifo) AddEvents(ctx context.Context, run int64, events []Event) error {
+	f.lock()
+	defer f.unlock()
+	return f.s.AddEvents(ctx, run, events)
+}
+
+func (f *fifo) Finish(ctx context.Context, run int64, res Result) (Run, bool, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.Finish(ctx, run, res)
+}
+
+func (f *fifo) Run(ctx context.Context, id int64) (Run, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.Run(ctx, id)
+}
+
+func (f *fifo) Runs(ctx context.Context, limit int) ([]Run, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.Runs(ctx, limit)
+}
+
+func (f *fifo) Events(ctx context.Context, run int64) ([]Event, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.Events(ctx, run)
+}
+
+func (f *fifo) Unit(ctx context.Context, id int64) (Unit, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.Unit(ctx, id)
+}
+
+func (f *fifo) Summary(ctx context.Context, now time.Time) (Summary, error) {
+	f.lock()
+	defer f.unlock()
+	return f.s.Summary(ctx, now)
+}
+
+func (f *fifo) Close() error { return f.s.Close() }
