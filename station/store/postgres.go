@@ -53,11 +53,12 @@ func OpenPostgres(ctx context.Context, url string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	db.SetMaxOpenConns(16)
+	const conns = 16
+	db.SetMaxOpenConns(conns)
 	s := &sqlStore{db: db, d: postgresDialect{}}
 	if err := s.init(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	return s, nil
+	return &fifo{s: s, gate: make(chan struct{}, conns)}, nil
 }

@@ -66,10 +66,11 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 	return &fifo{s: s, gate: make(chan struct{}, 1)}, nil
 }
 
-// fifo serves a store's calls one at a time, in the order they came.
-// database/sql hands its one connection to a random waiter, which under
-// load leaves some requests waiting many seconds; a channel's waiting
-// senders are served first come, first served.
+// fifo serves a store's calls in the order they came, as many at once as
+// the gate holds (its capacity: the connections). database/sql hands a
+// free connection to a random waiter, which under load leaves some
+// requests waiting many seconds; a channel's waiting senders are served
+// first come, first served.
 type fifo struct {
 	s    Store
 	gate chan struct{}
