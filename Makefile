@@ -48,6 +48,7 @@ fuzz:
 	go test -run XXX -fuzz FuzzReader -fuzztime 30s ./bundle
 	go test -run XXX -fuzz FuzzManifestIndex -fuzztime 30s ./bundle
 	go test -run XXX -fuzz FuzzDecode -fuzztime 30s ./bundle
+	go test -run XXX -fuzz FuzzVerifyApply -fuzztime 30s ./unitdata
 
 bench: deps build
 	bench/run.sh

@@ -230,8 +230,7 @@ func TestRefusals(t *testing.T) {
 func TestExhausted(t *testing.T) {
 	f := stationtest.New(t)
 	f.Bundle(t, "os.lfb", "1.0", []string{"qemu-x86_64"}, nil)
-	st := start(t, f.Config(t, stationtest.Options{Bundles: []string{"os.lfb"}, Serials: "1-2", NoCA: true,
-		Extra: ""}))
+	st := start(t, f.Config(t, stationtest.Options{Bundles: []string{"os.lfb"}, Serials: "1-2", NoCA: true}))
 	c := client.New(st.URL(), nil)
 	ctx := stationtest.Context(t)
 	for i := 0; i < 2; i++ {
@@ -294,13 +293,10 @@ func TestConfigRefusals(t *testing.T) {
 		})
 	}
 	// A bundle key offered as the station key.
-	bk, _ := os.ReadFile(filepath.Join(f.Dir, "keys", "release.pub"))
-	_ = bk
 	_, priv, _ := bundle.GenerateKey(nil)
 	pk, _ := bundle.MarshalPrivateKey(priv)
 	os.WriteFile(filepath.Join(f.Dir, "release-as-station.key"), pk, 0o600)
-	cfg := f.Config(t, stationtest.Options{Name: "bundlekey", Bundles: []string{"os-2.lfb"},
-		Extra: ""})
+	cfg := f.Config(t, stationtest.Options{Name: "bundlekey", Bundles: []string{"os-2.lfb"}})
 	b, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, bytes.Replace(b, []byte("station_key: station.key"), []byte("station_key: release-as-station.key"), 1), 0o644)
 	var stderr bytes.Buffer
