@@ -54,6 +54,7 @@ fuzz:
 		go test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./internal/bundletool || exit 1; done
 	go test -run XXX -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./partitions
 	go test -run XXX -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./mdns
+	go test -run XXX -fuzz '^FuzzVerifyApply$$' -fuzztime $(FUZZTIME) ./unitdata
 
 bench: deps build
 	bench/run.sh

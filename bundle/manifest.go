@@ -47,6 +47,10 @@ type Manifest struct {
 	Images []Image `json:"images"`
 	// Steps run in order.
 	Steps []Step `json:"steps"`
+
+	// UnitData declares the per-unit values a factory station fills in
+	// (unitdata.go).
+	UnitData []UnitField `json:"unit_data,omitempty"`
 }
 
 // Image is one stored image: a byte sequence split into chunks of the
@@ -211,7 +215,7 @@ func (m *Manifest) Validate() error {
 			return &FieldError{Field: "images", Image: im.Name, Err: errors.New("written by no step")}
 		}
 	}
-	return nil
+	return m.ValidateUnitData()
 }
 
 // FieldError is a field of a manifest whose value no reader accepts. It

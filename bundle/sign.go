@@ -132,6 +132,9 @@ func LoadTrustStore(paths ...string) (*TrustStore, error) {
 				return nil, fmt.Errorf("bundle: trust store: %w", err)
 			}
 			k, err := ParsePublicKey(b)
+			if err == nil {
+				err = checkBundleKeyUsage(b)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("bundle: trust store %s: %w", f, err)
 			}

@@ -16,6 +16,8 @@ pkgs=(
   chromium                     # a real browser for the web pages' tests (internal/browser)
   python3-zeroconf             # another mDNS implementation resolves the rescue's name (mdns tests)
   curl                         # the recovery page's API driven as its docs show (webui tests)
+  postgresql                   # a real PostgreSQL server for the station's store tests (station/store/pgtest)
+  busybox tftp-hpa             # DHCP (udhcpc) and TFTP clients that test the station's network boot services
 )
 missing=()
 for p in "${pkgs[@]}"; do

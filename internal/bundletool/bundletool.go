@@ -182,6 +182,9 @@ func loadSigners(paths []string) ([]bundle.Signer, error) {
 			return nil, err
 		}
 		k, err := bundle.ParsePrivateKey(b)
+		if err == nil {
+			err = bundle.CheckSigningKey(b)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}

@@ -28,6 +28,8 @@ type Spec struct {
 	ChunkSize       Size              `yaml:"chunk_size"`
 	Images          map[string]string `yaml:"images"` // name -> file, relative to the spec
 	Steps           []SpecStep        `yaml:"steps"`
+	// UnitData declares per-unit values (unitspec.go).
+	UnitData []SpecUnitField `yaml:"unit_data"`
 
 	path  string
 	dir   string
@@ -455,6 +457,7 @@ func (s *Spec) Manifest() (bundle.Manifest, []SpecImage, error) {
 		SecurityVersion: uint64(s.SecurityVersion),
 		Compatible:      s.Compatible,
 		Description:     s.Description,
+		UnitData:        s.unitData(),
 	}
 	var imgs []SpecImage
 	used := map[string]int{}

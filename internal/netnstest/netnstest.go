@@ -1,6 +1,8 @@
-// Package netnstest makes network namespaces joined by veth pairs for the
-// tests of code that talks to a network: the traffic stays inside
-// namespaces the test made, and they are deleted when it ends.
+// Package netnstest makes private networks for the tests of code that
+// talks to a network: network namespaces joined by veth pairs, deleted
+// when the test ends. Traffic in them never leaves the machine; addresses
+// come from 198.18.0.0/15, the block reserved for benchmarking, and exist
+// only inside these namespaces.
 //
 // It needs root and iproute2's ip; CI has both.
 package netnstest
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,11 +41,15 @@ func Run(t testing.TB, args ...string) {
 	}
 }
 
-// New makes a namespace named prefix-PID with its loopback up, deleted
-// when t ends, and returns its name.
+var seq atomic.Int64
+
+// New makes a namespace named prefix-PID-N with its loopback up, deleted
+// when t ends, and returns its name. It skips t where namespaces cannot
+// be made (Need).
 func New(t testing.TB, prefix string) string {
 	t.Helper()
-	name := fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	Need(t)
+	name := fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), seq.Add(1))
 	Run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	Run(t, "ip", "-n", name, "link", "set", "lo", "up")
@@ -50,8 +57,8 @@ func New(t testing.TB, prefix string) string {
 }
 
 // Link joins namespace a's interface ifA and namespace b's ifB with a veth
-// pair, gives them the addresses (with prefix lengths: "198.18.99.1/24")
-// and brings them up. It returns once both ends are operational: until
+// pair, gives them the addresses (with prefix lengths: "198.18.99.1/24";
+// none where empty) and brings them up. It returns once both ends are operational: until
 // the kernel's link watcher has activated an interface (it runs deferred,
 // up to a second later), what is sent through it is dropped.
 func Link(t testing.TB, a, ifA, addrA, b, ifB, addrB string) {
@@ -59,7 +66,9 @@ func Link(t testing.TB, a, ifA, addrA, b, ifB, addrB string) {
 	Run(t, "ip", "-n", a, "link", "add", ifA, "type", "veth", "peer", "name", ifB, "netns", b)
 	ends := []struct{ ns, dev, addr string }{{a, ifA, addrA}, {b, ifB, addrB}}
 	for _, e := range ends {
-		Run(t, "ip", "-n", e.ns, "addr", "add", e.addr, "dev", e.dev)
+		if e.addr != "" {
+			Run(t, "ip", "-n", e.ns, "addr", "add", e.addr, "dev", e.dev)
+		}
 		Run(t, "ip", "-n", e.ns, "link", "set", e.dev, "up")
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -115,4 +124,9 @@ func In(t testing.TB, ns string, f func() error) {
 	if err := <-errc; err != nil {
 		t.Fatalf("in namespace %s: %v", ns, err)
 	}
+}
+
+// Exec returns a command that runs in namespace ns.
+func Exec(ns string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
 }
