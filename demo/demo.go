@@ -96,9 +96,11 @@ type Options struct {
 	// Modules the production initramfs loads (default DefaultModules).
 	Modules []string
 	// Cmdline is the production kernel's command line (default
-	// "console=ttyS0 quiet panic=-1").
+	// "console=ttyS0 quiet panic=-1 no_timer_check": QEMU under TCG on a
+	// busy host fails the kernel's IO-APIC timer check).
 	Cmdline string
-	// RescueCmdline is the rescue kernel's (default "console=ttyS0").
+	// RescueCmdline is the rescue kernel's (default "console=ttyS0
+	// no_timer_check").
 	RescueCmdline string
 	// GRUBTimeout is the menu's timeout in seconds (default 1).
 	GRUBTimeout int
@@ -149,10 +151,10 @@ func (o *Options) defaults() error {
 		o.Modules = DefaultModules
 	}
 	if o.Cmdline == "" {
-		o.Cmdline = "console=ttyS0 quiet panic=-1"
+		o.Cmdline = "console=ttyS0 quiet panic=-1 no_timer_check"
 	}
 	if o.RescueCmdline == "" {
-		o.RescueCmdline = "console=ttyS0"
+		o.RescueCmdline = "console=ttyS0 no_timer_check"
 	}
 	if o.GRUBTimeout == 0 {
 		o.GRUBTimeout = 1

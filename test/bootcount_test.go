@@ -127,7 +127,7 @@ func TestBootCount(t *testing.T) {
 		OutDir: filepath.Join(dir, "failing"), Version: p.Artifacts.Version,
 		SecurityVersion: p.Artifacts.SecurityVersion, FailBoot: true,
 		InitBinary:    p.Artifacts.InitBinary,
-		RescueCmdline: "console=ttyS0 lifeboat.url=" + url + " lifeboat.events=console",
+		RescueCmdline: "console=ttyS0 no_timer_check lifeboat.url=" + url + " lifeboat.events=console",
 		GRUBEnv: map[string]string{
 			demo.GRUBCounter: "0", demo.GRUBLimit: "1",
 			demo.GRUBSecurityVersion: fmt.Sprint(p.Artifacts.SecurityVersion),

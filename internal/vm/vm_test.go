@@ -25,7 +25,7 @@ func TestArgs(t *testing.T) {
 			o:    Options{Kernel: "k"},
 			want: []string{"-cpu", "max", "-smp", "1", "-m", "512",
 				"-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0",
-				"-kernel", "k", "-append", DefaultAppend, "-qmp", "unix:/s,server=on,wait=off", "-no-reboot"},
+				"-kernel", "k", "-append", DefaultAppend + " " + NoTimerCheck, "-qmp", "unix:/s,server=on,wait=off", "-no-reboot"},
 		},
 		{
 			name: "everything",
@@ -45,7 +45,7 @@ func TestArgs(t *testing.T) {
 			},
 			want: []string{"-cpu", "qemu64", "-smp", "2", "-m", "256",
 				"-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0",
-				"-kernel", "k", "-append", "console=ttyS0 x", "-initrd", "i", "-qmp", "unix:/s,server=on,wait=off",
+				"-kernel", "k", "-append", "console=ttyS0 x no_timer_check", "-initrd", "i", "-qmp", "unix:/s,server=on,wait=off",
 				"-drive", "if=none,id=drive0,file=a,,b.img,format=raw", "-device", "virtio-blk-pci,drive=drive0",
 				"-drive", "if=none,id=drive1,file=u.img,format=raw,readonly=on", "-device", "qemu-xhci,id=xhci",
 				"-device", "usb-storage,bus=xhci.0,removable=on,drive=drive1",
