@@ -361,8 +361,8 @@ func (s *Step) validate(m *Manifest, i int) error {
 	if s.Type != StepPartition && s.Table != nil {
 		extra = append(extra, "table")
 	}
-	if s.Type != StepEnv && (s.Set != nil || s.Unset != nil) {
-		extra = append(extra, "set, unset")
+	if s.Type != StepEnv && (s.Set != nil || s.Unset != nil || s.Create) {
+		extra = append(extra, "set, unset, create")
 	}
 	if s.Type != StepWipe && s.Mode != "" {
 		extra = append(extra, "mode")

@@ -435,7 +435,7 @@ func (s *Spec) stepLine(i int) int {
 var stepKeys = map[bundle.StepType][]string{
 	bundle.StepImage:     {"type", "target", "image", "file", "offset", "verify"},
 	bundle.StepPartition: {"type", "target", "table", "guid", "partitions"},
-	bundle.StepEnv:       {"type", "target", "set", "unset"},
+	bundle.StepEnv:       {"type", "target", "set", "unset", "create"},
 	bundle.StepWipe:      {"type", "target", "mode"},
 }
 
