@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -56,14 +55,6 @@ type simUBI struct {
 
 func (simUBI) Close() error     { return nil }
 func (u simUBI) String() string { return "sim-ubi(" + u.mtd + ")" }
-
-func (u simUBI) OpenVolume(id int) (io.ReaderAt, io.Closer, error) {
-	b, ok := u.VolumeData(id)
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: volume %d", ubi.ErrNotFound, id)
-	}
-	return bytes.NewReader(b), io.NopCloser(nil), nil
-}
 
 func (s *simFlash) OpenMTD(name string, write bool) (MTD, error) {
 	f, ok := s.mtds[name]

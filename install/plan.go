@@ -27,6 +27,7 @@ import (
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/handlers"
+	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/partitions"
 )
 
@@ -344,7 +345,7 @@ func targetError(name string, err error) error {
 // disks.
 func (r *resolver) resolve(name string, n int) (place, error) {
 	if path, ok := r.cfg.Targets[name]; ok {
-		if mtdCharDevice(path) {
+		if mtd.IsCharDevice(path) {
 			return place{via: viaCommandLine, flash: &boards.TargetSpec{MTD: path}}, nil
 		}
 		return place{via: viaCommandLine, path: path, size: -1}, nil

@@ -4,7 +4,7 @@
 // then writes it to nandsim (mtd0: 64 MiB raw, mtd1: 128 MiB for UBI)
 // with package mtd's Writer (read-back on and off, and again unchanged)
 // and mtd-utils' flash_erase + nandwrite, and into a UBI volume with
-// UpdateVolume and mtd-utils' ubiupdatevol, lifeboat.rounds times each,
+// VolumeWriter and mtd-utils' ubiupdatevol, lifeboat.rounds times each,
 // taking turns. It prints one JSON line per run, "flashbench: {...}",
 // then "flashbench: done", and powers off. The mtd-utils binaries and
 // their libraries are in the image, under /usr/sbin and /lib.
@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
@@ -122,13 +123,33 @@ func run(g *guest.Guest) {
 	}
 	vol := d.VolumePath(id)
 	for round := 1; round <= rounds; round++ {
-		timed(g, "ubi UpdateVolume (read-back)", round, size, func() error {
-			return d.UpdateVolume(id, size, bytes.NewReader(img))
+		timed(g, "ubi VolumeWriter, 1 MiB writes (read-back)", round, size, func() error {
+			// As an install hands over its chunks.
+			w, err := ubi.NewVolumeWriter(d, id, size)
+			if err != nil {
+				return err
+			}
+			for off := int64(0); off < size; off += 1 << 20 {
+				if _, err := w.Write(img[off:min(size, off+1<<20)]); err != nil {
+					w.Close()
+					return err
+				}
+			}
+			return w.Close()
 		})
-		// Where UpdateVolume's time goes: the bare update (what
-		// ubiupdatevol does), and hashing the image once.
+		// Where the VolumeWriter's time goes: the bare update (what
+		// ubiupdatevol does), reading the volume back, and the check
+		// sums, against the SHA-256 the update used to hash with.
 		timed(g, "UBI_IOCVOLUP + write (Go, no read-back)", round, size, func() error {
 			return bareUpdate(vol, img)
+		})
+		timed(g, "read the volume (Go)", round, size, func() error {
+			_, err := hashFile(vol, size)
+			return err
+		})
+		timed(g, "CRC-32C of the image (Go, CPU only)", round, size, func() error {
+			crc32.Checksum(img, crc32.MakeTable(crc32.Castagnoli))
+			return nil
 		})
 		timed(g, "SHA-256 of the image (Go, CPU only)", round, size, func() error {
 			sha256.Sum256(img)
