@@ -414,9 +414,9 @@ func (p *Plan) runVolume(ctx context.Context, ps *planned, fl Flash, name string
 	tr := p.startStep(ps, size)
 	var w io.WriteCloser
 	if spare != "" {
-		w, err = ubi.NewSwapWriter(u, vol, spare, size)
+		w, err = ubi.NewSwapWriter(u, vol, spare, size, ubi.VolumeOptions{})
 	} else {
-		w, err = ubi.NewVolumeWriter(u, id, size)
+		w, err = ubi.NewVolumeWriter(u, id, size, ubi.VolumeOptions{})
 	}
 	if err != nil {
 		return nil, flashError(name, err)

@@ -54,7 +54,7 @@ func writeChunks(t *testing.T, w io.Writer, img []byte, n int) {
 func TestVolumeWriter(t *testing.T) {
 	img := bytes.Repeat([]byte("new rootfs "), 50000) // 550000 bytes: 5 LEBs
 	d := newDevice(t)
-	w, err := ubi.NewVolumeWriter(d, 0, int64(len(img)))
+	w, err := ubi.NewVolumeWriter(d, 0, int64(len(img)), ubi.VolumeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestVolumeWriterErrors(t *testing.T) {
 			if tt.flip {
 				d.FlipOnRead(0, 12345)
 			}
-			w, err := ubi.NewVolumeWriter(d, 0, size)
+			w, err := ubi.NewVolumeWriter(d, 0, size, ubi.VolumeOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,9 +144,31 @@ func TestVolumeWriterErrors(t *testing.T) {
 	}
 }
 
+// TestVolumeWriterNoVerify: without the read-back, a volume that reads
+// back wrong is not noticed; the update itself is still checked.
+func TestVolumeWriterNoVerify(t *testing.T) {
+	img := bytes.Repeat([]byte("0123456789abcdef"), 10000)
+	for _, whole := range []bool{true, false} {
+		d := newDevice(t)
+		d.FlipOnRead(0, 5)
+		w, err := ubi.NewVolumeWriter(d, 0, int64(len(img)), ubi.VolumeOptions{NoVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(img)
+		if !whole {
+			n -= 100
+		}
+		writeChunks(t, w, img[:n], 4096)
+		if err := w.Close(); whole != (err == nil) || (!whole && !errors.Is(err, ubi.ErrShortUpdate)) {
+			t.Errorf("whole image %v: Close() = %v", whole, err)
+		}
+	}
+}
+
 func TestVolumeWriterEmpty(t *testing.T) {
 	d := newDevice(t)
-	w, err := ubi.NewVolumeWriter(d, 0, 0)
+	w, err := ubi.NewVolumeWriter(d, 0, 0, ubi.VolumeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +184,7 @@ func TestSwapWriter(t *testing.T) {
 	img := bytes.Repeat([]byte("new rootfs "), 50000)
 	t.Run("whole image: swapped", func(t *testing.T) {
 		d := newDevice(t)
-		w, err := ubi.NewSwapWriter(d, "rootfs", "rootfs_b", int64(len(img)))
+		w, err := ubi.NewSwapWriter(d, "rootfs", "rootfs_b", int64(len(img)), ubi.VolumeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +212,7 @@ func TestSwapWriter(t *testing.T) {
 			if flip {
 				d.FlipOnRead(1, 7)
 			}
-			w, err := ubi.NewSwapWriter(d, "rootfs", "rootfs_b", int64(len(img)))
+			w, err := ubi.NewSwapWriter(d, "rootfs", "rootfs_b", int64(len(img)), ubi.VolumeOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
