@@ -202,6 +202,36 @@ func TestFlashMTD(t *testing.T) {
 	}
 }
 
+// TestFlashMTDOffset installs an image (zero chunks among its chunks) at
+// an offset of raw NAND: it starts in the good block at the offset, passes
+// over a bad one, and leaves the blocks before the offset alone.
+func TestFlashMTDOffset(t *testing.T) {
+	k := installtest.NewKey(t)
+	const size = 7*cs + 500 // 4 erase blocks, the last one partial
+	data := installtest.Data(17, size, cs)
+	m := installtest.Manifest(bundle.Step{Type: bundle.StepImage, Target: "rootfs", Image: "rootfs", Offset: 2 * nandES})
+	b := installtest.Bundle(t, k, m, cs, installtest.Image{Name: "rootfs", Data: data})
+	p := flashBoard(map[string]boards.TargetSpec{"rootfs": {MTD: "n"}}, nil)
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			fl := newSimFlash()
+			nand := mtdtest.NewNAND(16, nandES, nandPage)
+			nand.Bad[3] = true
+			fl.mtds["n"] = nand
+			if _, _, err := flashInstall(t, open(t, b, k, stream), p, fl, Config{}); err != nil {
+				t.Fatal(err)
+			}
+			got := logical(nand) // blocks 0, 1, 2, 4, ...
+			if !bytes.Equal(got[2*nandES:2*nandES+size], data) {
+				t.Error("the good blocks from the offset on do not hold the image")
+			}
+			if nand.Erases[0] != 0 || nand.Erases[1] != 0 || nand.Erases[3] != 0 || nand.TotalErases() != 4 {
+				t.Errorf("erases %v, want one each of blocks 2, 4, 5 and 6", nand.Erases)
+			}
+		})
+	}
+}
+
 // TestFlashMTDBadChunk: a chunk that fails its check leaves nothing
 // written from its erase block on, even the verified chunk before it in
 // the same block.
