@@ -22,7 +22,10 @@ func TestParse(t *testing.T) {
 			"spl": {"device": "list", "offset": 32768, "size": 65536},
 			"boot0": {"path": "/dev/mmcblk0boot0"}
 		},
-		"bootenv": {"env": {"type": "uboot", "paths": ["/dev/mtd1"]}},
+		"bootenv": {
+			"env": {"type": "uboot", "path": "/dev/mtd1", "size": 65536, "redundant_offset": 65536, "scheme": "active"},
+			"fat": {"type": "uboot", "device": "one", "partition": "boot", "file": "uboot.env"}
+		},
 		"security_version_file": "/data/sv",
 		"watchdog": {"device": "/dev/watchdog", "timeout_seconds": 30}
 	}`))
@@ -36,6 +39,13 @@ func TestParse(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, p.Storage); diff != "" {
 		t.Errorf("Storage (-want +got):\n%s", diff)
+	}
+	wantEnv := map[string]BootEnv{
+		"env": {Type: EnvUBoot, Path: "/dev/mtd1", Size: 65536, Redundant: 65536, Scheme: "active"},
+		"fat": {Type: EnvUBoot, Device: "one", Partition: "boot", File: "uboot.env"},
+	}
+	if diff := cmp.Diff(wantEnv, p.BootEnv); diff != "" {
+		t.Errorf("BootEnv (-want +got):\n%s", diff)
 	}
 	if p.String() != "b:2" {
 		t.Errorf("String() = %q, want b:2", p.String())
@@ -57,6 +67,19 @@ func TestParseErrors(t *testing.T) {
 		{"partition and offset", `{"name": "b", "storage": {"d": "/dev/vda"}, "targets": {"t": {"device": "d", "partition": "p", "offset": 1}}}`},
 		{"target named like storage", `{"name": "b", "storage": {"d": "/dev/vda"}, "targets": {"d": {"path": "/x"}}}`},
 		{"bootenv type", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "efi"}}}`},
+		{"bootenv unknown field", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "uboot", "paths": ["/x"]}}}`},
+		{"bootenv path and device", `{"name": "b", "storage": {"d": "/dev/vda"}, "bootenv": {"e": {"type": "uboot", "path": "/x", "device": "d"}}}`},
+		{"bootenv unknown device", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "uboot", "device": "d"}}}`},
+		{"bootenv partition without device", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "grub", "partition": "p"}}}`},
+		{"bootenv negative offset", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "uboot", "path": "/x", "offset": -1}}}`},
+		{"bootenv bad scheme", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "uboot", "path": "/x", "redundant_offset": 8192, "scheme": "boolean"}}}`},
+		{"bootenv scheme single copy", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "uboot", "path": "/x", "scheme": "active"}}}`},
+		{"bootenv grub redundant", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "grub", "path": "/x", "redundant_offset": 1024}}}`},
+		{"bootenv grub size", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "grub", "path": "/x", "size": 4096}}}`},
+		{"bootenv file redundant", `{"name": "b", "storage": {"d": "/dev/vda"}, "bootenv": {"e": {"type": "uboot", "device": "d", "file": "u.env", "redundant_offset": 8192}}}`},
+		{"bootenv file outside", `{"name": "b", "storage": {"d": "/dev/vda"}, "bootenv": {"e": {"type": "uboot", "device": "d", "file": "../u.env"}}}`},
+		{"bootenv file without device", `{"name": "b", "storage": {}, "bootenv": {"e": {"type": "uboot", "path": "/x", "file": "u.env"}}}`},
+		{"bootenv fstype without file", `{"name": "b", "storage": {"d": "/dev/vda"}, "bootenv": {"e": {"type": "uboot", "device": "d", "fstype": "vfat"}}}`},
 		{"watchdog without device", `{"name": "b", "storage": {}, "watchdog": {"timeout_seconds": 3}}`},
 		{"relative security version file", `{"name": "b", "storage": {}, "security_version_file": "sv"}`},
 		{"mtd and ubi_image", `{"name": "b", "storage": {}, "targets": {"t": {"mtd": "a", "ubi_image": "a"}}}`},

@@ -57,10 +57,9 @@ type Profile struct {
 	// targets name it). Before a volume is written the device is brought
 	// to this layout, changing only what differs.
 	UBI map[string]UBIDevice `json:"ubi,omitempty"`
-	// BootEnv describes the bootloader environments by name: a "type"
-	// ("uboot" or "grub") and whatever the bootenv package needs to find
-	// them (paths, offsets, sizes). It is kept as raw JSON here.
-	BootEnv map[string]json.RawMessage `json:"bootenv,omitempty"`
+	// BootEnv describes the bootloader environments by name (env steps'
+	// targets, the recovery contract's variables).
+	BootEnv map[string]BootEnv `json:"bootenv,omitempty"`
 	// SecurityVersionFile holds the device's security version, a decimal
 	// number; a bundle with a lower one is refused. Missing means 0.
 	SecurityVersionFile string    `json:"security_version_file,omitempty"`
@@ -364,14 +363,14 @@ func (p *Profile) Validate() error {
 		}
 	}
 	for _, n := range sortedKeys(p.BootEnv) {
-		var head struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal(p.BootEnv[n], &head); err != nil {
+		e := p.BootEnv[n]
+		if err := e.Validate(); err != nil {
 			return bad("bootenv %q: %v", n, err)
 		}
-		if head.Type != "uboot" && head.Type != "grub" {
-			return bad("bootenv %q: type %q, want uboot or grub", n, head.Type)
+		if e.Device != "" {
+			if _, ok := p.Storage[e.Device]; !ok {
+				return bad("bootenv %q: no storage device %q", n, e.Device)
+			}
 		}
 	}
 	if w := p.Watchdog; w != nil && (w.Device == "" || w.TimeoutSeconds < 0) {

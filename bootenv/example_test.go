@@ -50,13 +50,13 @@ func ExampleDecodeGRUB() {
 	e.Set("note", "two\nlines")
 	block, _ := e.Encode()
 	fmt.Println(len(block))
-	fmt.Printf("%q\n", block[:61])
+	fmt.Printf("%q\n", block[94:130])
 
 	back, _ := bootenv.DecodeGRUB(block)
 	note, _ := back.Get("note")
 	fmt.Printf("%q\n", note)
 	// Output:
 	// 1024
-	// "# GRUB Environment Block\nsaved_entry=rescue\nnote=two\\\nlines\n#"
+	// "saved_entry=rescue\nnote=two\\\nlines\n#"
 	// "two\nlines"
 }

@@ -85,7 +85,7 @@ func TestGRUBRoundTrip(t *testing.T) {
 }
 
 func TestGRUBSet(t *testing.T) {
-	room := GRUBEnvSize - len(grubSignature)
+	room := GRUBEnvSize - len(grubSignature) - len(grubWarning) - 1
 	tests := []struct {
 		name, key, value string
 		want             error

@@ -1,18 +1,16 @@
 package demo
 
 import (
-	"bufio"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/lifeboat-updater/lifeboat/kmod"
 	"github.com/u-root/mkuimage/cpio"
 )
 
@@ -30,82 +28,19 @@ const prodInitPkg = "github.com/lifeboat-updater/lifeboat/demo/prodinit"
 // after the modules it depends on. Modules built into the kernel are left
 // out.
 func ResolveModules(modulesDir string, names []string) ([]string, error) {
-	deps, err := readModulesDep(filepath.Join(modulesDir, "modules.dep"))
+	dep, err := kmod.ReadDep(modulesDir)
 	if err != nil {
 		return nil, err
 	}
-	builtin := map[string]bool{}
-	if b, err := os.ReadFile(filepath.Join(modulesDir, "modules.builtin")); err == nil {
-		for _, l := range strings.Fields(string(b)) {
-			builtin[moduleName(l)] = true
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	builtin, err := kmod.ReadBuiltin(modulesDir)
+	if err != nil {
 		return nil, err
 	}
-	byName := map[string]string{}
-	for file := range deps {
-		byName[moduleName(file)] = file
-	}
-	var order []string
-	done := map[string]bool{}
-	var visit func(file string, depth int) error
-	visit = func(file string, depth int) error {
-		if done[file] {
-			return nil
-		}
-		if depth > 64 {
-			return fmt.Errorf("%w: dependency loop at %s", ErrModule, file)
-		}
-		for _, d := range deps[file] {
-			if err := visit(d, depth+1); err != nil {
-				return err
-			}
-		}
-		done[file] = true
-		order = append(order, file)
-		return nil
-	}
-	for _, n := range names {
-		n = moduleName(n)
-		file, ok := byName[n]
-		if !ok {
-			if builtin[n] {
-				continue
-			}
-			return nil, fmt.Errorf("%w: %s in %s", ErrModule, n, modulesDir)
-		}
-		if err := visit(file, 0); err != nil {
-			return nil, err
-		}
-	}
-	return order, nil
-}
-
-func readModulesDep(p string) (map[string][]string, error) {
-	f, err := os.Open(p)
+	files, err := dep.Resolve(names, builtin)
 	if err != nil {
-		return nil, fmt.Errorf("%w (run depmod -b)", err)
+		return nil, fmt.Errorf("%w: %w", ErrModule, err)
 	}
-	defer f.Close()
-	deps := map[string][]string{}
-	s := bufio.NewScanner(f)
-	s.Buffer(nil, 1<<20)
-	for s.Scan() {
-		file, rest, ok := strings.Cut(s.Text(), ":")
-		if ok {
-			deps[file] = strings.Fields(rest)
-		}
-	}
-	return deps, s.Err()
-}
-
-// moduleName is the name the kernel knows a module file by.
-func moduleName(file string) string {
-	base := path.Base(file)
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return strings.ReplaceAll(base, "-", "_")
+	return files, nil
 }
 
 // buildInit compiles the production init: static, and for the baseline

@@ -4,7 +4,7 @@
 //
 // The image holds, besides /init: the kernel modules a board needs with what
 // they depend on and a modules.dep trimmed to them (the rescue's module
-// loader, rescue.LoadModules, reads it), the trust store (public keys)
+// loader, pid1.LoadModules, reads it), the trust store (public keys)
 // under /etc/lifeboat/keys/, the board profile at
 // /etc/lifeboat/board.json, CA certificates if asked, and any
 // extra file. It carries no shell and no other program unless Debug asks.

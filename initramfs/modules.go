@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/lifeboat-updater/lifeboat/kmod"
 )
 
 // ErrModuleNotFound reports a requested kernel module that is neither a
@@ -31,47 +33,23 @@ type moduleIndex struct {
 	aliases  map[string][]string // literal alias -> module names
 }
 
-// moduleName is the name the kernel knows a module file by: no directory, no
-// .ko suffix, '-' spelled '_' (the kernel treats both alike).
-func moduleName(file string) string {
-	base := path.Base(file)
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return strings.ReplaceAll(base, "-", "_")
-}
-
 // loadModuleIndex reads modules.dep, modules.builtin, modules.softdep and the
 // literal entries of modules.alias in dir (lib/modules/KVER).
 func loadModuleIndex(dir string) (*moduleIndex, error) {
 	ix := &moduleIndex{
-		deps:     map[string][]string{},
-		byName:   map[string]string{},
-		builtin:  map[string]bool{},
 		softPre:  map[string][]string{},
 		softPost: map[string][]string{},
 		aliases:  map[string][]string{},
 	}
-	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
-	if errors.Is(err, fs.ErrNotExist) {
+	dep, err := kmod.ReadDep(dir)
+	if errors.Is(err, kmod.ErrNoDep) {
 		return nil, fmt.Errorf("%w: %s", ErrNoModulesDep, dir)
 	}
 	if err != nil {
 		return nil, err
 	}
-	for _, line := range lines(dep) {
-		file, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		ix.deps[file] = strings.Fields(rest)
-		ix.byName[moduleName(file)] = file
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
-		for _, line := range lines(b) {
-			ix.builtin[moduleName(line)] = true
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	ix.deps, ix.byName = dep.Deps, dep.Files
+	if ix.builtin, err = kmod.ReadBuiltin(dir); err != nil {
 		return nil, err
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "modules.softdep")); err == nil {
@@ -87,7 +65,7 @@ func loadModuleIndex(dir string) (*moduleIndex, error) {
 			if len(f) != 3 || f[0] != "alias" || strings.ContainsAny(f[1], "*?[") {
 				continue
 			}
-			ix.aliases[f[1]] = append(ix.aliases[f[1]], moduleName(f[2]))
+			ix.aliases[f[1]] = append(ix.aliases[f[1]], kmod.Name(f[2]))
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -102,7 +80,7 @@ func (ix *moduleIndex) parseSoftdep(b []byte) {
 		if len(f) < 3 || f[0] != "softdep" {
 			continue
 		}
-		mod := moduleName(f[1])
+		mod := kmod.Name(f[1])
 		list := &ix.softPre // modprobe treats names before any "pre:" as pre
 		for _, w := range f[2:] {
 			switch w {
@@ -163,7 +141,7 @@ func (ix *moduleIndex) resolve(names []string) (*moduleSet, error) {
 		for _, d := range ix.deps[file] {
 			add(d)
 		}
-		mod := moduleName(file)
+		mod := kmod.Name(file)
 		for _, soft := range ix.softPre[mod] {
 			for _, f := range ix.provide(soft) {
 				add(f)
@@ -171,7 +149,7 @@ func (ix *moduleIndex) resolve(names []string) (*moduleSet, error) {
 					set.Deps[file] = append(set.Deps[file], f)
 				}
 			}
-			if len(ix.provide(soft)) == 0 && !ix.builtin[moduleName(soft)] {
+			if len(ix.provide(soft)) == 0 && !ix.builtin[kmod.Name(soft)] {
 				set.Skipped = append(set.Skipped, soft)
 			}
 		}
@@ -182,7 +160,7 @@ func (ix *moduleIndex) resolve(names []string) (*moduleSet, error) {
 		}
 	}
 	for _, name := range names {
-		n := moduleName(name)
+		n := kmod.Name(name)
 		switch files := ix.provide(n); {
 		case len(files) > 0:
 			for _, f := range files {
@@ -206,7 +184,7 @@ func (ix *moduleIndex) resolve(names []string) (*moduleSet, error) {
 // provide returns the module files that satisfy name: the module of that
 // name, else the modules an alias of that name points to.
 func (ix *moduleIndex) provide(name string) []string {
-	if f, ok := ix.byName[moduleName(name)]; ok {
+	if f, ok := ix.byName[kmod.Name(name)]; ok {
 		return []string{f}
 	}
 	mods := ix.aliases[name]
@@ -262,7 +240,7 @@ func imagePath(file string) string {
 	if i := strings.Index(base, ".ko"); i >= 0 {
 		ext = base[i:]
 	}
-	return dir + moduleName(base) + ext
+	return dir + kmod.Name(base) + ext
 }
 
 // depFile renders the trimmed modules.dep, with image paths.

@@ -167,7 +167,18 @@ func list(s []string) string {
 	return strings.Join(s, " ")
 }
 
-// mb formats a byte count (or rate) in decimal megabytes.
+// Bytes formats a byte count in decimal units, as the progress line
+// does: "1.2 GB", "52.4 MB", "3.0 kB", "12 B".
+func Bytes(n int64) string { return mb(float64(n)) }
+
+// OneLine keeps a message on one console line, whatever the wrapped
+// errors in it contain: a person reads one line per failure, and a
+// program splitting the output by lines gets whole messages.
+func OneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// mb formats a byte count (or rate) in decimal units.
 func mb(n float64) string {
 	switch {
 	case n >= 1e9:

@@ -1,7 +1,5 @@
 package install
 
-import "encoding/json"
-
 // EnvStore is a bootloader environment (U-Boot, GRUB) that an env step
 // changes. Apply sets and removes variables and makes the change durable
 // before it returns, in one update: a power cut leaves the old
@@ -13,17 +11,14 @@ type EnvStore interface {
 
 // EnvTarget says which environment an env step names.
 type EnvTarget struct {
-	Name string // the step's target name
-	// Config is the board profile's bootenv entry of that name, as raw
-	// JSON ({"type": "uboot", ...}); nil when the profile has none.
-	Config json.RawMessage
+	Name string // the step's target name: a bootenv entry of the board profile
 	// Path is set when the command line gave the target (--target
 	// NAME=PATH): a file or device holding the environment.
 	Path string
 }
 
-// EnvOpener finds the environment an env step changes. It is called while
-// planning, so a missing environment is found before anything is written.
-// If the returned store is also an io.Closer, it is closed after the
-// install.
+// EnvOpener finds the environment an env step changes (package boardenv
+// opens a board profile's). It is called while planning, so a missing
+// environment is found before anything is written. If the returned store
+// is also an io.Closer, it is closed after the install.
 type EnvOpener func(EnvTarget) (EnvStore, error)

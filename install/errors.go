@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/handlers"
 	"github.com/lifeboat-updater/lifeboat/partitions"
 )
@@ -76,55 +77,31 @@ func (e *ChunkError) Error() string {
 
 func (e *ChunkError) Unwrap() error { return e.Err }
 
-// Exit codes of the lifeboat command, one per kind of failure, so that a
-// script or a factory line can react without parsing messages. Errors map
-// to them with ExitCode.
-const (
-	ExitOK           = 0
-	ExitInternal     = 1  // a bug, or an error of no other kind (bundle source I/O)
-	ExitUsage        = 2  // bad command line, unreadable board profile
-	ExitUntrusted    = 3  // no signature by a trusted key; no trust store
-	ExitBadSignature = 4  // a trusted key's signature does not verify: tampered manifest
-	ExitCorrupt      = 5  // malformed bundle, chunk checksum mismatch, invalid table
-	ExitTruncated    = 6  // the bundle ends early
-	ExitIncompatible = 7  // not for this board
-	ExitRollback     = 8  // lower security version than the device's
-	ExitNoTarget     = 9  // a target does not exist
-	ExitTooSmall     = 10 // an image or table does not fit
-	ExitTargetIO     = 11 // a target is read-only, or I/O on it failed
-	ExitDiffers      = 12 // verify found differences
-)
-
 // ExitCode maps an error from this package, the bundle package or the
-// handlers to one of the Exit codes. nil maps to ExitOK.
+// handlers to its exit code (package exitcode). nil maps to exitcode.OK.
 func ExitCode(err error) int {
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.Is(err, bundle.ErrUnknownKey):
-		return ExitUntrusted
-	case errors.Is(err, bundle.ErrSignature):
-		return ExitBadSignature
-	case errors.Is(err, bundle.ErrTruncated):
-		return ExitTruncated
-	case errors.Is(err, bundle.ErrFormat), errors.Is(err, bundle.ErrChecksum),
-		errors.Is(err, bundle.ErrOrder), errors.Is(err, ErrNotStreamable),
-		isTableError(err):
-		return ExitCorrupt
-	case errors.Is(err, ErrIncompatible):
-		return ExitIncompatible
-	case errors.Is(err, ErrRollback):
-		return ExitRollback
-	case errors.Is(err, ErrTargetMissing), errors.Is(err, handlers.ErrNotFound):
-		return ExitNoTarget
-	case errors.Is(err, ErrTargetTooSmall), errors.Is(err, partitions.ErrTooSmall):
-		return ExitTooSmall
-	case errors.Is(err, ErrTargetIO), errors.Is(err, ErrReadBack), errors.Is(err, handlers.ErrReadOnly):
-		return ExitTargetIO
-	case errors.Is(err, ErrDiffers):
-		return ExitDiffers
+	// What is wrong with the bundle comes first: a chunk that fails its
+	// checksum inside a step is a corrupt bundle, not a target error.
+	if c := exitcode.Of(err); c != exitcode.Internal {
+		return c
 	}
-	return ExitInternal
+	switch {
+	case errors.Is(err, ErrNotStreamable), isTableError(err):
+		return exitcode.Corrupt
+	case errors.Is(err, ErrIncompatible):
+		return exitcode.Incompatible
+	case errors.Is(err, ErrRollback):
+		return exitcode.Rollback
+	case errors.Is(err, ErrTargetMissing), errors.Is(err, handlers.ErrNotFound):
+		return exitcode.NoTarget
+	case errors.Is(err, ErrTargetTooSmall), errors.Is(err, partitions.ErrTooSmall):
+		return exitcode.TooSmall
+	case errors.Is(err, ErrTargetIO), errors.Is(err, ErrReadBack), errors.Is(err, handlers.ErrReadOnly):
+		return exitcode.TargetIO
+	case errors.Is(err, ErrDiffers):
+		return exitcode.Differs
+	}
+	return exitcode.Internal
 }
 
 // isTableError reports a partition table in a bundle that no disk could

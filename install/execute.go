@@ -59,7 +59,9 @@ func (p *Plan) Execute(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 	}
-	if v := p.br.Manifest().SecurityVersion; p.svFile != "" && v > p.deviceSV {
+	if p.br == nil {
+		// A plan of the device's own (NewWipePlan) installs no bundle.
+	} else if v := p.br.Manifest().SecurityVersion; p.svFile != "" && v > p.deviceSV {
 		if err := WriteSecurityVersion(p.svFile, v); err != nil {
 			return res, fmt.Errorf("%w: recording the new security version: %w", ErrTargetIO, err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd/mtdtest"
 	"github.com/lifeboat-updater/lifeboat/handlers/ubi"
@@ -254,8 +255,8 @@ func TestFlashMTDBadChunk(t *testing.T) {
 			if !errors.As(err, &ce) || !errors.Is(err, bundle.ErrChecksum) || ce.Chunk != 5 || ce.Offset != 5*cs {
 				t.Fatalf("install = %v, want a ChunkError for chunk 5 at %d wrapping ErrChecksum", err, 5*cs)
 			}
-			if ExitCode(err) != ExitCorrupt {
-				t.Errorf("ExitCode(%v) = %d, want %d", err, ExitCode(err), ExitCorrupt)
+			if ExitCode(err) != exitcode.Corrupt {
+				t.Errorf("ExitCode(%v) = %d, want %d", err, ExitCode(err), exitcode.Corrupt)
 			}
 			got := logical(nand)
 			if !bytes.Equal(got[:2*nandES], data[:2*nandES]) {
@@ -287,20 +288,20 @@ func TestFlashPlanChecks(t *testing.T) {
 		want   error
 		code   int
 	}{
-		{"fits", img(0), boards.TargetSpec{MTD: "n"}, nil, nil, ExitOK},
-		{"fits at an offset", img(nandES), boards.TargetSpec{MTD: "n"}, nil, nil, ExitOK},
-		{"too big", img(3 * nandES), boards.TargetSpec{MTD: "n"}, nil, ErrTargetTooSmall, ExitTooSmall},
-		{"bad blocks leave too little", img(0), boards.TargetSpec{MTD: "n"}, func(_ *simFlash, f *mtdtest.Flash) { f.Bad[2], f.Bad[5], f.Bad[6] = true, true, true }, ErrTargetTooSmall, ExitTooSmall},
-		{"over the bad-block budget", img(0), boards.TargetSpec{MTD: "n", MaxBad: 1}, func(_ *simFlash, f *mtdtest.Flash) { f.Bad[2], f.Bad[3] = true, true }, ErrTargetTooSmall, ExitTooSmall},
-		{"unaligned offset", img(4096), boards.TargetSpec{MTD: "n"}, nil, ErrIncompatible, ExitIncompatible},
-		{"read-only", img(0), boards.TargetSpec{MTD: "n"}, func(_ *simFlash, f *mtdtest.Flash) { f.SetReadOnly(true) }, ErrTargetIO, ExitTargetIO},
-		{"missing", img(0), boards.TargetSpec{MTD: "nope"}, nil, ErrTargetMissing, ExitNoTarget},
-		{"attached to UBI", img(0), boards.TargetSpec{MTD: "n"}, func(s *simFlash, _ *mtdtest.Flash) { s.attached["n"] = ubitest.New(60, lebSize) }, ErrTargetIO, ExitTargetIO},
-		{"wipe step", wipe, boards.TargetSpec{MTD: "n"}, nil, ErrTargetMissing, ExitNoTarget},
-		{"UBI image fits", img(0), boards.TargetSpec{UBIImage: "n"}, nil, nil, ExitOK},
-		{"UBI image too big", img(0), boards.TargetSpec{UBIImage: "small"}, nil, ErrTargetTooSmall, ExitTooSmall},
-		{"UBI volume too small", img(0), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "tiny"}}, nil, ErrTargetTooSmall, ExitTooSmall},
-		{"UBI volume at an offset", img(nandES), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "rootfs"}}, nil, ErrIncompatible, ExitIncompatible},
+		{"fits", img(0), boards.TargetSpec{MTD: "n"}, nil, nil, exitcode.OK},
+		{"fits at an offset", img(nandES), boards.TargetSpec{MTD: "n"}, nil, nil, exitcode.OK},
+		{"too big", img(3 * nandES), boards.TargetSpec{MTD: "n"}, nil, ErrTargetTooSmall, exitcode.TooSmall},
+		{"bad blocks leave too little", img(0), boards.TargetSpec{MTD: "n"}, func(_ *simFlash, f *mtdtest.Flash) { f.Bad[2], f.Bad[5], f.Bad[6] = true, true, true }, ErrTargetTooSmall, exitcode.TooSmall},
+		{"over the bad-block budget", img(0), boards.TargetSpec{MTD: "n", MaxBad: 1}, func(_ *simFlash, f *mtdtest.Flash) { f.Bad[2], f.Bad[3] = true, true }, ErrTargetTooSmall, exitcode.TooSmall},
+		{"unaligned offset", img(4096), boards.TargetSpec{MTD: "n"}, nil, ErrIncompatible, exitcode.Incompatible},
+		{"read-only", img(0), boards.TargetSpec{MTD: "n"}, func(_ *simFlash, f *mtdtest.Flash) { f.SetReadOnly(true) }, ErrTargetIO, exitcode.TargetIO},
+		{"missing", img(0), boards.TargetSpec{MTD: "nope"}, nil, ErrTargetMissing, exitcode.NoTarget},
+		{"attached to UBI", img(0), boards.TargetSpec{MTD: "n"}, func(s *simFlash, _ *mtdtest.Flash) { s.attached["n"] = ubitest.New(60, lebSize) }, ErrTargetIO, exitcode.TargetIO},
+		{"wipe step", wipe, boards.TargetSpec{MTD: "n"}, nil, ErrTargetMissing, exitcode.NoTarget},
+		{"UBI image fits", img(0), boards.TargetSpec{UBIImage: "n"}, nil, nil, exitcode.OK},
+		{"UBI image too big", img(0), boards.TargetSpec{UBIImage: "small"}, nil, ErrTargetTooSmall, exitcode.TooSmall},
+		{"UBI volume too small", img(0), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "tiny"}}, nil, ErrTargetTooSmall, exitcode.TooSmall},
+		{"UBI volume at an offset", img(nandES), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "rootfs"}}, nil, ErrIncompatible, exitcode.Incompatible},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

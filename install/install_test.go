@@ -3,7 +3,6 @@ package install
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/handlers"
 	"github.com/lifeboat-updater/lifeboat/install/installtest"
 	"github.com/lifeboat-updater/lifeboat/partitions"
@@ -169,8 +169,8 @@ func TestBadChunk(t *testing.T) {
 				if ce.Chunk != bad || ce.Offset != int64(bad)*cs || ce.Step != 1 || ce.Image != "rootfs" {
 					t.Errorf("ChunkError = %+v, want chunk %d at offset %d of step 1, image rootfs", ce, bad, bad*cs)
 				}
-				if got := ExitCode(err); got != ExitCorrupt {
-					t.Errorf("ExitCode(%v) = %d, want %d", err, got, ExitCorrupt)
+				if got := ExitCode(err); got != exitcode.Corrupt {
+					t.Errorf("ExitCode(%v) = %d, want %d", err, got, exitcode.Corrupt)
 				}
 				got := readFile(t, target)
 				if !bytes.Equal(got[:bad*cs], data[:bad*cs]) {
@@ -198,8 +198,8 @@ func TestTruncatedStream(t *testing.T) {
 	if !errors.As(err, &ce) || !errors.Is(err, bundle.ErrTruncated) || ce.Chunk != 7 {
 		t.Fatalf("install = %v, want a ChunkError for chunk 7 wrapping ErrTruncated", err)
 	}
-	if got := ExitCode(err); got != ExitTruncated {
-		t.Errorf("ExitCode = %d, want %d", got, ExitTruncated)
+	if got := ExitCode(err); got != exitcode.Truncated {
+		t.Errorf("ExitCode = %d, want %d", got, exitcode.Truncated)
 	}
 	got := readFile(t, target)
 	if !bytes.Equal(got[:7*cs], data[:7*cs]) || got[7*cs] != 0xAA {
@@ -250,8 +250,8 @@ func TestResume(t *testing.T) {
 	_, err := run(t, open(t, b, k, false), cfg, func(t handlers.Target) handlers.Target {
 		return &failingTarget{Target: t, left: 10 * cs}
 	})
-	if !errors.Is(err, errPowerCut) || ExitCode(err) != ExitTargetIO {
-		t.Fatalf("interrupted install = %v (exit %d), want the power cut and exit %d", err, ExitCode(err), ExitTargetIO)
+	if !errors.Is(err, errPowerCut) || ExitCode(err) != exitcode.TargetIO {
+		t.Fatalf("interrupted install = %v (exit %d), want the power cut and exit %d", err, ExitCode(err), exitcode.TargetIO)
 	}
 	res, err := run(t, open(t, b, k, false), cfg, nil)
 	if err != nil {
@@ -324,16 +324,16 @@ func TestPlanChecks(t *testing.T) {
 		want error
 		code int
 	}{
-		{"ok", Config{Targets: map[string]string{"rootfs": big}}, nil, ExitOK},
-		{"wrong board", Config{BoardName: "other", Targets: map[string]string{"rootfs": big}}, ErrIncompatible, ExitIncompatible},
-		{"wrong revision", Config{BoardName: installtest.Board, BoardRevision: "2", Targets: map[string]string{"rootfs": big}}, nil, ExitOK},
-		{"same security version", Config{SecurityVersionFile: sv("5\n"), Targets: map[string]string{"rootfs": big}}, nil, ExitOK},
-		{"lower security version", Config{SecurityVersionFile: sv("6\n"), Targets: map[string]string{"rootfs": big}}, ErrRollback, ExitRollback},
-		{"garbled security version", Config{SecurityVersionFile: sv("six"), Targets: map[string]string{"rootfs": big}}, ErrRollback, ExitRollback},
-		{"target too small", Config{Targets: map[string]string{"rootfs": small}}, ErrTargetTooSmall, ExitTooSmall},
-		{"target missing", Config{Targets: map[string]string{"rootfs": filepath.Join(dir, "nope")}}, ErrTargetMissing, ExitNoTarget},
-		{"target unknown", Config{}, ErrTargetMissing, ExitNoTarget},
-		{"target a directory", Config{Targets: map[string]string{"rootfs": dir}}, ErrTargetMissing, ExitNoTarget},
+		{"ok", Config{Targets: map[string]string{"rootfs": big}}, nil, exitcode.OK},
+		{"wrong board", Config{BoardName: "other", Targets: map[string]string{"rootfs": big}}, ErrIncompatible, exitcode.Incompatible},
+		{"wrong revision", Config{BoardName: installtest.Board, BoardRevision: "2", Targets: map[string]string{"rootfs": big}}, nil, exitcode.OK},
+		{"same security version", Config{SecurityVersionFile: sv("5\n"), Targets: map[string]string{"rootfs": big}}, nil, exitcode.OK},
+		{"lower security version", Config{SecurityVersionFile: sv("6\n"), Targets: map[string]string{"rootfs": big}}, ErrRollback, exitcode.Rollback},
+		{"garbled security version", Config{SecurityVersionFile: sv("six"), Targets: map[string]string{"rootfs": big}}, ErrRollback, exitcode.Rollback},
+		{"target too small", Config{Targets: map[string]string{"rootfs": small}}, ErrTargetTooSmall, exitcode.TooSmall},
+		{"target missing", Config{Targets: map[string]string{"rootfs": filepath.Join(dir, "nope")}}, ErrTargetMissing, exitcode.NoTarget},
+		{"target unknown", Config{}, ErrTargetMissing, exitcode.NoTarget},
+		{"target a directory", Config{Targets: map[string]string{"rootfs": dir}}, ErrTargetMissing, exitcode.NoTarget},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -434,13 +434,13 @@ func TestDisk(t *testing.T) {
 		Name:    installtest.Board,
 		Storage: map[string]boards.Storage{"disk": {Paths: []string{"/nonexistent/mmcblk0", disk}}},
 		Targets: map[string]boards.TargetSpec{"system": {Device: "disk", Partition: "rootfs"}},
-		BootEnv: map[string]json.RawMessage{"uboot": json.RawMessage(`{"type": "uboot"}`)},
+		BootEnv: map[string]boards.BootEnv{"uboot": {Type: boards.EnvUBoot}},
 	}
 	env := &fakeEnv{vars: map[string]string{"upgrade": "1"}}
 	var events []Event
 	cfg := Config{Board: prof, Observer: func(e Event) { events = append(events, e) },
 		Env: func(et EnvTarget) (EnvStore, error) {
-			if et.Name != "uboot" || string(et.Config) != `{"type": "uboot"}` {
+			if et != (EnvTarget{Name: "uboot"}) {
 				return nil, fmt.Errorf("env target %+v", et)
 			}
 			return env, nil
@@ -534,7 +534,7 @@ func TestDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = verify(t, b, k, cfg)
-	if !errors.Is(err, ErrDiffers) || ExitCode(err) != ExitDiffers {
+	if !errors.Is(err, ErrDiffers) || ExitCode(err) != exitcode.Differs {
 		t.Errorf("Verify of a changed device = %v, want ErrDiffers", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/handlers"
 	"github.com/lifeboat-updater/lifeboat/install/installtest"
 )
@@ -130,8 +131,8 @@ func TestLoopReadOnly(t *testing.T) {
 	b := imageBundle(t, k, installtest.Data(14, 3*cs, cs), 0)
 	dev := installtest.Loop(t, installtest.File(t, t.TempDir(), "ro.img", 1<<20, 0), true)
 	_, err := NewPlan(open(t, b, k, false), Config{Board: board(), Targets: map[string]string{"rootfs": dev}})
-	if !errors.Is(err, handlers.ErrReadOnly) || ExitCode(err) != ExitTargetIO {
-		t.Fatalf("NewPlan(read-only loop device) = %v (exit %d), want ErrReadOnly, exit %d", err, ExitCode(err), ExitTargetIO)
+	if !errors.Is(err, handlers.ErrReadOnly) || ExitCode(err) != exitcode.TargetIO {
+		t.Fatalf("NewPlan(read-only loop device) = %v (exit %d), want ErrReadOnly, exit %d", err, ExitCode(err), exitcode.TargetIO)
 	}
 	// Verify only reads: a read-only device is fine.
 	p, err := NewPlan(open(t, b, k, false), Config{Board: board(), Targets: map[string]string{"rootfs": dev}, ReadOnly: true})

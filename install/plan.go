@@ -76,6 +76,14 @@ type Config struct {
 	Observer Observer
 }
 
+// withDefaults fills in what a zero Config leaves to the engine.
+func (cfg Config) withDefaults() Config {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	return cfg
+}
+
 // Plan is a checked install: every target found and big enough, the board
 // compatible, the security version acceptable.
 type Plan struct {
@@ -120,9 +128,7 @@ const (
 // Nothing is written. Errors wrap ErrIncompatible, ErrRollback,
 // ErrTargetMissing, ErrTargetTooSmall, ErrTargetIO or ErrNotStreamable.
 func NewPlan(br *bundle.Reader, cfg Config) (*Plan, error) {
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
+	cfg = cfg.withDefaults()
 	m := br.Manifest()
 	p := &Plan{cfg: cfg, br: br}
 
@@ -175,22 +181,31 @@ func NewPlan(br *bundle.Reader, cfg Config) (*Plan, error) {
 		}
 	}
 
-	r := &resolver{cfg: cfg, disk: map[string]diskTable{}}
-	for i := range m.Steps {
-		s := &m.Steps[i]
+	p.info.DeviceSecurityVersion = p.deviceSV
+	p.info.BundleSecurityVersion = m.SecurityVersion
+	if err := p.resolve(m.Steps); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// resolve finds every step's target and checks it, then announces the
+// plan. A failure closes what was opened.
+func (p *Plan) resolve(steps []bundle.Step) error {
+	r := &resolver{cfg: p.cfg, disk: map[string]diskTable{}}
+	for i := range steps {
+		s := &steps[i]
 		ps := &planned{n: i + 1, step: s, info: PlanStep{Step: i + 1, Type: string(s.Type), Target: s.Target}}
 		if err := r.plan(p, ps); err != nil {
 			p.closeEnvs()
-			return nil, &StepError{Step: i + 1, Type: s.Type, Target: s.Target, Err: err}
+			return &StepError{Step: i + 1, Type: s.Type, Target: s.Target, Err: err}
 		}
 		p.steps = append(p.steps, ps)
 		p.info.Steps = append(p.info.Steps, ps.info)
 	}
 	p.info.Board = p.board
-	p.info.DeviceSecurityVersion = p.deviceSV
-	p.info.BundleSecurityVersion = m.SecurityVersion
 	p.emit(Event{Type: EventPlan, Plan: &p.info})
-	return p, nil
+	return nil
 }
 
 // Info describes the plan, as the plan event does.
@@ -448,13 +463,7 @@ func (r *resolver) diskLayout(path string) *partitions.Layout {
 		return dt.layout
 	}
 	var dt diskTable
-	d, err := handlers.Open(path, handlers.Options{})
-	if err != nil {
-		dt.err = err
-	} else {
-		dt.layout, dt.err = partitions.Read(d, d.Size(), d.SectorSize())
-		d.Close()
-	}
+	dt.layout, dt.err = partitions.ReadDevice(path)
 	r.disk[path] = dt
 	return dt.layout
 }
@@ -495,12 +504,13 @@ func (r *resolver) planEnv(ps *planned) error {
 	s := ps.step
 	et := EnvTarget{Name: s.Target}
 	ps.info.Via = viaBootEnv
+	inProfile := false
 	if path, ok := r.cfg.Targets[s.Target]; ok {
 		et.Path, ps.info.Via, ps.info.Path = path, viaCommandLine, path
 	} else if r.cfg.Board != nil {
-		et.Config = r.cfg.Board.BootEnv[s.Target]
+		_, inProfile = r.cfg.Board.BootEnv[s.Target]
 	}
-	if et.Path == "" && et.Config == nil {
+	if et.Path == "" && !inProfile {
 		return fmt.Errorf("%w: no bootloader environment %q in the board profile", ErrTargetMissing, s.Target)
 	}
 	if r.cfg.ReadOnly {

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/initramfs"
-	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/install/installtest"
 	"github.com/lifeboat-updater/lifeboat/internal/vm"
 )
@@ -220,8 +220,8 @@ func TestVMFlashInstall(t *testing.T) {
 	if r := got["ghost profile"]; r.Code == 0 || !strings.Contains(r.Err, `volume "nosuch" is not in the ubi layout`) {
 		t.Errorf("ghost profile: exit %d, %q; want the profile refused", r.Code, r.Err)
 	}
-	if r := got["ghost device"]; r.Code != install.ExitNoTarget || !strings.Contains(r.Err, `no UBI volume "nosuch"`) {
-		t.Errorf("ghost device: exit %d, %q; want exit %d, no UBI volume \"nosuch\"", r.Code, r.Err, install.ExitNoTarget)
+	if r := got["ghost device"]; r.Code != exitcode.NoTarget || !strings.Contains(r.Err, `no UBI volume "nosuch"`) {
+		t.Errorf("ghost device: exit %d, %q; want exit %d, no UBI volume \"nosuch\"", r.Code, r.Err, exitcode.NoTarget)
 	}
 	if r := got["ghost untouched"]; r.Err != "" || r.Text == "" || r.Text != r.After {
 		t.Errorf("ghost untouched: %s; flash before:\n%s\nafter:\n%s", r.Err, r.Text, r.After)
@@ -229,8 +229,8 @@ func TestVMFlashInstall(t *testing.T) {
 
 	// The cut stream leaves "data" marked; the second install repairs
 	// it.
-	if r := got["interrupted"]; r.Code != install.ExitTruncated || r.Corrupted == nil || !*r.Corrupted {
-		t.Errorf("interrupted: exit %d (%s), volume marked %v (%s); want exit %d and the volume marked", r.Code, r.Err, fmtBool(r.Corrupted), r.Text, install.ExitTruncated)
+	if r := got["interrupted"]; r.Code != exitcode.Truncated || r.Corrupted == nil || !*r.Corrupted {
+		t.Errorf("interrupted: exit %d (%s), volume marked %v (%s); want exit %d and the volume marked", r.Code, r.Err, fmtBool(r.Corrupted), r.Text, exitcode.Truncated)
 	} else {
 		t.Logf("interrupted: exit %d: %s", r.Code, r.Err)
 	}

@@ -294,3 +294,48 @@ func TestApplyLoopNoPartscan(t *testing.T) {
 		t.Errorf("Apply(%s) again = %+v, %v; want nothing written, no error", dev, res, err)
 	}
 }
+
+// TestReadDeviceLoop reads tables back from loop devices of 512- and
+// 4096-byte logical sectors (4Kn eMMC and NVMe exist): ReadDevice asks the
+// device, where a reader that assumed 512-byte sectors finds a 4Kn GPT's
+// header in the wrong place.
+func TestReadDeviceLoop(t *testing.T) {
+	needLoop(t)
+	for _, ss := range []int{512, 4096} {
+		t.Run(strconv.Itoa(ss), func(t *testing.T) {
+			dev := loopDevice(t, sparseFile(t, 256*mib), ss)
+			res, err := Apply(dev, &gptFixture)
+			if err != nil {
+				t.Fatalf("Apply(%s) = %v", dev, err)
+			}
+			got, err := ReadDevice(dev)
+			if err != nil {
+				t.Fatalf("ReadDevice(%s) = %v", dev, err)
+			}
+			if diff := cmp.Diff(res.Layout, got); diff != "" {
+				t.Errorf("ReadDevice(%s) mismatch (-applied +read):\n%s", dev, diff)
+			}
+			if got.SectorSize != ss {
+				t.Errorf("ReadDevice(%s).SectorSize = %d, want %d", dev, got.SectorSize, ss)
+			}
+			if ss == 512 {
+				return
+			}
+			f, err := os.Open(dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if l, err := Read(f, 256*mib, 512); err == nil && cmp.Equal(l.Partitions, got.Partitions) {
+				t.Errorf("Read(%s) with 512-byte sectors found the 4Kn table too: the test shows nothing", dev)
+			}
+		})
+	}
+	blank := loopDevice(t, sparseFile(t, 64*mib), 4096)
+	if _, err := ReadDevice(blank); !errors.Is(err, ErrNoTable) {
+		t.Errorf("ReadDevice(blank %s) = %v, want ErrNoTable", blank, err)
+	}
+	if _, err := ReadDevice(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, ErrDevice) {
+		t.Errorf("ReadDevice(missing) = %v, want ErrDevice", err)
+	}
+}

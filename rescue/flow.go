@@ -2,22 +2,21 @@ package rescue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
-	"github.com/lifeboat-updater/lifeboat/internal/cli"
 	"github.com/lifeboat-updater/lifeboat/network"
 	"github.com/lifeboat-updater/lifeboat/partitions"
+	"github.com/lifeboat-updater/lifeboat/pid1"
 	"github.com/lifeboat-updater/lifeboat/source"
 )
 
@@ -142,7 +141,7 @@ type Installer struct {
 }
 
 // InstallFlow returns the flow Main runs: a new Installer's Flow.
-func InstallFlow() Flow { return (&Installer{}).Flow }
+func InstallFlow() pid1.Flow { return (&Installer{}).Flow }
 
 // FlowError is why an attempt failed: its stage, and the lifeboat command's
 // exit code for it (docs/cli.md, "Exit codes"), so the console says the
@@ -154,55 +153,17 @@ type FlowError struct {
 }
 
 func (e *FlowError) Error() string {
-	return fmt.Sprintf("%s failed, exit %d (%s): %s", e.Stage, e.Code, ExitClass(e.Code), oneLine(e.Err.Error()))
+	return fmt.Sprintf("%s failed, exit %d (%s): %s", e.Stage, e.Code, exitcode.Class(e.Code), install.OneLine(e.Err.Error()))
 }
 
 func (e *FlowError) Unwrap() error { return e.Err }
-
-// ExitClass names an exit code of the lifeboat command.
-func ExitClass(code int) string {
-	switch code {
-	case install.ExitOK:
-		return "success"
-	case install.ExitInternal:
-		return "error"
-	case install.ExitUsage:
-		return "configuration"
-	case install.ExitUntrusted:
-		return "untrusted"
-	case install.ExitBadSignature:
-		return "bad signature"
-	case install.ExitCorrupt:
-		return "corrupt bundle"
-	case install.ExitTruncated:
-		return "truncated bundle"
-	case install.ExitIncompatible:
-		return "incompatible"
-	case install.ExitRollback:
-		return "rollback refused"
-	case install.ExitNoTarget:
-		return "target missing"
-	case install.ExitTooSmall:
-		return "target too small"
-	case install.ExitTargetIO:
-		return "target I/O"
-	case install.ExitDiffers:
-		return "differs"
-	}
-	return "unknown"
-}
-
-// oneLine keeps a reason on one console line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
-}
 
 func flowFail(stage string, code int, err error) error {
 	return &FlowError{Stage: stage, Code: code, Err: err}
 }
 
 // Flow is one attempt; see Installer.
-func (in *Installer) Flow(ctx context.Context, env *Env) error {
+func (in *Installer) Flow(ctx context.Context, env *pid1.Env) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.attempt++
@@ -217,7 +178,7 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 	board, err := in.loadBoard(env)
 	if err != nil {
 		in.sayReason(ctx, env, nil, nil, w)
-		return flowFail("board", install.ExitUsage, err)
+		return flowFail("board", exitcode.Usage, err)
 	}
 	rec, err := newRecoveryEnv(board, in.Resolver)
 	if err != nil {
@@ -229,7 +190,7 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 	}
 	trust, err := bundle.LoadTrustStore(pathOr(in.KeysDir, KeysDir))
 	if err != nil {
-		return flowFail("trust store", install.ExitUntrusted, err)
+		return flowFail("trust store", exitcode.Untrusted, err)
 	}
 
 	spec, from := strings.Join(board.Sources, ","), "board profile"
@@ -243,13 +204,13 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 		}
 		c, err := source.NewClient(source.ClientConfig{Clock: clock, Logf: logf})
 		if err != nil {
-			return flowFail("source", install.ExitInternal, err)
+			return flowFail("source", exitcode.Internal, err)
 		}
 		in.client = c
 	}
 	srcs, err := source.ParseSpec(spec, source.Options{Client: in.client, Media: in.Media, Logf: logf})
 	if err != nil {
-		return flowFail("source", install.ExitUsage, fmt.Errorf("sources from %s: %w", from, err))
+		return flowFail("source", exitcode.Usage, fmt.Errorf("sources from %s: %w", from, err))
 	}
 	names := make([]string, len(srcs))
 	for i, s := range srcs {
@@ -258,7 +219,7 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 	env.Log.Printf("sources (%s): %s", from, strings.Join(names, ", "))
 
 	if srcs, err = in.bringUpNetwork(ctx, env, srcs, logf); err != nil {
-		return flowFail("network", install.ExitInternal, err)
+		return flowFail("network", exitcode.Internal, err)
 	}
 
 	rounds := in.Rounds
@@ -267,16 +228,16 @@ func (in *Installer) Flow(ctx context.Context, env *Env) error {
 	}
 	st, _, err := source.OpenFirst(ctx, srcs, rounds, logf)
 	if err != nil {
-		return flowFail("source", install.ExitInternal, err)
+		return flowFail("source", exitcode.Internal, err)
 	}
 	defer st.Close()
 	return in.install(ctx, env, board, trust, st, rec, w)
 }
 
 // loadBoard parses the profile Run read, else reads it from BoardProfile.
-func (in *Installer) loadBoard(env *Env) (*boards.Profile, error) {
+func (in *Installer) loadBoard(env *pid1.Env) (*boards.Profile, error) {
 	b := env.BoardProfile
-	path := pathOr(in.BoardProfile, BoardProfilePath)
+	path := pathOr(in.BoardProfile, pid1.BoardProfilePath)
 	if len(b) == 0 {
 		var err error
 		if b, err = os.ReadFile(path); err != nil {
@@ -295,7 +256,7 @@ func (in *Installer) loadBoard(env *Env) (*boards.Profile, error) {
 // is made once, on the first attempt: a later attempt after a partial
 // install would otherwise no longer see blank storage, and a button is
 // held at power-on only.
-func (in *Installer) sayReason(ctx context.Context, env *Env, board *boards.Profile, rec *recoveryEnv, w *eventWriters) Decision {
+func (in *Installer) sayReason(ctx context.Context, env *pid1.Env, board *boards.Profile, rec *recoveryEnv, w *eventWriters) Decision {
 	if in.decision == nil {
 		d := in.decide(ctx, env, board, rec)
 		in.decision = &d
@@ -310,47 +271,9 @@ func (in *Installer) sayReason(ctx context.Context, env *Env, board *boards.Prof
 	return d
 }
 
-// factoryReset wipes the state partitions; nil lets the board reboot.
-func (in *Installer) factoryReset(ctx context.Context, env *Env, board *boards.Profile, w *eventWriters) error {
-	env.AliveFor(2 * time.Minute) // a discard of a large partition can take a while
-	start := time.Now()
-	wiped, err := FactoryReset(ctx, board, in.Resolver)
-	names := make([]string, len(wiped))
-	for i, x := range wiped {
-		names[i] = x.Name
-		env.Log.Printf("factory reset: wiped %s", x)
-	}
-	env.Alive()
-	if err != nil {
-		code := install.ExitTargetIO
-		if errors.Is(err, ErrNoState) {
-			code = install.ExitNoTarget
-		}
-		w.emit("error", map[string]any{"reason": oneLine(err.Error()), "exit_code": code})
-		return flowFail("factory reset", code, err)
-	}
-	sync := in.Sync
-	if sync == nil {
-		sync = syncFS
-	}
-	sync()
-	env.Log.Printf("%s%d state partition(s) in %.1fs (%s); the system partitions are untouched", MsgFactoryReset, len(wiped), time.Since(start).Seconds(), strings.Join(names, ", "))
-	w.emit("factory-reset", map[string]any{"wiped": names, "duration_seconds": time.Since(start).Seconds()})
-	return nil
-}
-
 // isBlank reports whether the disk at path holds no partition table.
 func isBlank(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return false, err
-	}
-	_, err = partitions.Read(f, size, 512)
+	_, err := partitions.ReadDevice(path)
 	switch {
 	case errors.Is(err, partitions.ErrNoTable):
 		return true, nil
@@ -360,333 +283,9 @@ func isBlank(path string) (bool, error) {
 	return false, err
 }
 
-// bringUpNetwork configures the network once per boot when a source needs
-// it, and returns the sources worth trying: without a network, only the
-// local ones. It fails only when no source is left.
-func (in *Installer) bringUpNetwork(ctx context.Context, env *Env, srcs []source.Source, logf func(string, ...any)) ([]source.Source, error) {
-	var local []source.Source
-	for _, s := range srcs {
-		if isLocal(s) {
-			local = append(local, s)
-		}
-	}
-	if len(local) == len(srcs) {
-		if !in.netUp {
-			env.Log.Printf("network: not needed (local sources only)")
-		}
-		return srcs, nil
-	}
-	if in.netUp {
-		return srcs, nil
-	}
-	ip, err := ipParam(env.Cmdline)
-	if err != nil {
-		env.Log.Printf("%v; using DHCP", err)
-		ip = nil
-	}
-	configure := in.Network
-	if configure == nil {
-		configure = network.Configure
-	}
-	start := time.Now()
-	_, err = configure(ctx, network.Config{IP: ip, ResolvConf: network.DefaultResolvConf, Logf: logf})
-	if err == nil {
-		in.netUp = true
-		env.Log.Printf("network: up in %v", time.Since(start).Round(time.Millisecond))
-		return srcs, nil
-	}
-	if len(local) > 0 {
-		env.Log.Printf("network: %s; trying the local sources only", oneLine(err.Error()))
-		return local, nil
-	}
-	return nil, err
-}
-
-// isLocal reports whether a source needs no network.
-func isLocal(s source.Source) bool {
-	switch s.(type) {
-	case *source.File, *source.Media:
-		return true
-	}
-	return false
-}
-
-// ipParam returns the kernel's ip= (or nfsaddrs=) parameter, the last one
-// winning as in the kernel; nil when there is none.
-func ipParam(cmdline []Param) (*network.IPParam, error) {
-	var val string
-	found := false
-	for _, p := range cmdline {
-		if p.Key == "ip" || p.Key == "nfsaddrs" {
-			val, found = p.Value, true
-		}
-	}
-	if !found {
-		return nil, nil
-	}
-	return network.ParseIP(val)
-}
-
-// install verifies the bundle as it streams in, plans and runs it.
-func (in *Installer) install(ctx context.Context, env *Env, board *boards.Profile, trust *bundle.TrustStore, st *source.Stream, rec *recoveryEnv, w *eventWriters) (err error) {
-	events := w.observer()
-	console := install.NewConsole(logWriter{env.Log}, false)
-	console.PlainInterval = 2 * time.Second
-	observe := install.Observers(
-		func(install.Event) { env.Alive() }, // every event is progress for the watchdog
-		events,
-		func(e install.Event) {
-			if e.Done == nil { // the flow prints its own summary
-				console.Observe(e)
-			}
-		},
-		func(e install.Event) {
-			// A step that rewrote the environment's place (the grubenv
-			// partition of a factory bundle) took the marker with it.
-			if e.StepDone == nil || !rec.hasEnv() {
-				return
-			}
-			again, err := rec.ensureMarker()
-			switch {
-			case err != nil && !unreadable(err):
-				env.Log.Printf("transaction marker: %v", err)
-			case again:
-				env.Log.Printf("bootenv %s: transaction marker set again (%s=%s) after step %d", rec.name, rec.rec.Marker, rec.rec.MarkerValue, e.StepDone.Step)
-				w.emit("bootenv", map[string]any{"bootenv": rec.name, "why": "marker", "marker": rec.rec.Marker})
-			}
-		},
-	)
-	defer func() {
-		if err != nil {
-			var fe *FlowError
-			if errors.As(err, &fe) {
-				e := install.ErrorEvent(fe.Err)
-				e.Error.ExitCode = fe.Code
-				events(e)
-				console.Observe(e)
-			}
-		}
-	}()
-
-	br, err := bundle.NewReader(st, trust)
-	if err != nil {
-		return flowFail("bundle", install.ExitCode(err), fmt.Errorf("%s: %w", st.Name, err))
-	}
-	m := br.Manifest()
-	env.Log.Printf("installing %s %s from %s", m.Product, m.Version, st.Name)
-	observe(install.StartEvent(br, st.Name))
-
-	r := in.Resolver
-	cfg := install.Config{
-		Board:    board,
-		Resolver: r,
-		Env:      cli.EnvOpener(board, r),
-		Observer: observe,
-	}
-	svInEnv := rec.hasEnv() && rec.rec.SecurityVersion != ""
-	if svInEnv {
-		f, err := in.seedSecurityVersion(env, board, rec)
-		if err != nil {
-			return flowFail("plan", install.ExitRollback, err)
-		}
-		cfg.SecurityVersionFile = f
-	}
-	if in.Install != nil {
-		in.Install(&cfg)
-	}
-	plan, err := install.NewPlan(br, cfg)
-	if err != nil {
-		return flowFail("plan", install.ExitCode(err), err)
-	}
-	if err := in.begin(env, rec, w); err != nil {
-		return flowFail("bootenv", install.ExitTargetIO, err)
-	}
-	res, err := plan.Execute(ctx)
-	if err != nil {
-		return flowFail("install", install.ExitCode(err), err)
-	}
-	var written, skipped int
-	for _, s := range res.Steps {
-		written += s.WrittenChunks
-		skipped += s.SkippedChunks
-	}
-	sync := in.Sync
-	if sync == nil {
-		sync = syncFS
-	}
-	sync()
-	env.Log.Printf("%s%s %s in %.1fs: wrote %d chunks (%s), skipped %d chunks (%s), zeroed %s; security version %d; peak memory %s",
-		MsgInstalled, m.Product, m.Version, res.Duration.Seconds(),
-		written, mbytes(res.WrittenBytes), skipped, mbytes(res.SkippedBytes), mbytes(res.ZeroedBytes), res.SecurityVersion, peakMemory(res.PeakRSS))
-	if env.Params["hold"] == "finish" {
-		in.hold(ctx, env)
-	}
-	sv := int64(-1)
-	if svInEnv {
-		sv = int64(res.SecurityVersion)
-	}
-	if err := in.finish(env, rec, sv, w); err != nil {
-		return flowFail("bootenv", install.ExitTargetIO, err)
-	}
-	return nil
-}
-
-// eventWriters are where the flow's JSON-lines events go: EventsPath
-// and, with lifeboat.events=console, the console.
-type eventWriters struct {
-	mu sync.Mutex
-	ws []io.Writer
-}
-
-// observer writes the install's events.
-func (w *eventWriters) observer() install.Observer {
-	var obs []install.Observer
-	for _, x := range w.ws {
-		obs = append(obs, install.JSONLines(x))
-	}
-	return install.Observers(obs...)
-}
-
-// emit writes one event of the flow's own (reason, bootenv,
-// factory-reset) in the install events' form: "event", "time", fields.
-func (w *eventWriters) emit(kind string, fields map[string]any) {
-	if w == nil {
-		return
-	}
-	m := map[string]any{"event": kind, "time": time.Now().Format(time.RFC3339Nano)}
-	for k, v := range fields {
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, x := range w.ws {
-		x.Write(b)
-	}
-}
-
-// eventWriters opens EventsPath (appending: one attempt after another)
-// and, with lifeboat.events=console, the console.
-func (in *Installer) eventWriters(env *Env) (*eventWriters, func()) {
-	w := &eventWriters{}
-	var closers []io.Closer
-	if p := pathOr(in.EventsPath, EventsPath); p != "-" {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			env.Log.Printf("events: %v", err)
-		} else if f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
-			env.Log.Printf("events: %v", err)
-		} else {
-			w.ws = append(w.ws, f)
-			closers = append(closers, f)
-		}
-	}
-	if env.Params["events"] == "console" {
-		c := in.Console
-		if c == nil {
-			if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
-				c = f
-				closers = append(closers, f)
-			} else {
-				c = os.Stdout
-			}
-		}
-		w.ws = append(w.ws, &prefixWriter{w: c, prefix: EventPrefix})
-	}
-	return w, func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}
-}
-
-// prefixWriter puts a prefix before each line written; JSONLines writes
-// one whole line per Write.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	var out []byte
-	for _, line := range strings.SplitAfter(string(b), "\n") {
-		if line != "" {
-			out = append(append(out, p.prefix...), line...)
-		}
-	}
-	if _, err := p.w.Write(out); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-// logWriter turns the install console's lines into log lines.
-type logWriter struct{ log Logger }
-
-func (w logWriter) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		if line = strings.TrimRight(line, "\r"); line != "" {
-			w.log.Printf("%s", line)
-		}
-	}
-	return len(b), nil
-}
-
 func pathOr(s, def string) string {
 	if s == "" {
 		return def
 	}
 	return s
-}
-
-// mbytes formats a byte count in decimal units, as the install console
-// does.
-func mbytes(n int64) string {
-	switch f := float64(n); {
-	case f >= 1e9:
-		return fmt.Sprintf("%.2f GB", f/1e9)
-	case f >= 1e6:
-		return fmt.Sprintf("%.1f MB", f/1e6)
-	case f >= 1e3:
-		return fmt.Sprintf("%.1f kB", f/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-// ReadEvents reads the JSON-lines events a flow wrote (EventsPath, or the
-// console lines after EventPrefix), for tests and reports: each is a map
-// of the event's fields.
-func ReadEvents(r io.Reader) ([]map[string]any, error) {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	var out []map[string]any
-	for _, line := range strings.Split(string(b), "\n") {
-		if i := strings.Index(line, EventPrefix); i >= 0 {
-			line = line[i+len(EventPrefix):]
-		}
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			return out, fmt.Errorf("rescue: event %q: %w", line, err)
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// peakMemory formats the install's peak resident memory for the summary:
-// a board maker sizes the rescue's RAM from it.
-func peakMemory(n int64) string {
-	if n <= 0 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%d kB", n>>10)
 }

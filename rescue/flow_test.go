@@ -17,8 +17,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/network"
+	"github.com/lifeboat-updater/lifeboat/pid1"
+	"github.com/lifeboat-updater/lifeboat/pid1/pid1test"
 	"github.com/lifeboat-updater/lifeboat/source"
 )
 
@@ -119,9 +122,9 @@ func (f *flowFixture) installer(console *bytes.Buffer) *Installer {
 	}
 }
 
-func (f *flowFixture) env(log Logger, cmdline string) *Env {
-	params := ParseCmdline(cmdline)
-	return &Env{Log: log, Cmdline: params, Params: Params(params), BoardProfile: f.profile}
+func (f *flowFixture) env(log pid1.Logger, cmdline string) *pid1.Env {
+	params := pid1.ParseCmdline(cmdline)
+	return &pid1.Env{Log: log, Cmdline: params, Params: pid1.Params(params), BoardProfile: f.profile}
 }
 
 // fixedClock keeps the test from setting the host's clock.
@@ -146,7 +149,7 @@ func TestInstallerFlow(t *testing.T) {
 	var console bytes.Buffer
 	in := f.installer(&console)
 
-	log := &lines{}
+	log := &pid1test.Log{}
 	if err := in.Flow(context.Background(), f.env(log, "console=ttyS0 lifeboat.url="+url+" lifeboat.events=console")); err != nil {
 		t.Fatalf("Flow = %v; log:\n%s", err, log)
 	}
@@ -215,7 +218,7 @@ func TestInstallerFlow(t *testing.T) {
 
 	// Again, as after a power cut at the very end: nothing to write. The
 	// network is up already, and the reason is the first attempt's.
-	log2 := &lines{}
+	log2 := &pid1test.Log{}
 	if err := in.Flow(context.Background(), f.env(log2, "lifeboat.url="+url)); err != nil {
 		t.Fatalf("second Flow = %v; log:\n%s", err, log2)
 	}
@@ -229,7 +232,7 @@ func TestInstallerFlow(t *testing.T) {
 	}
 
 	// A new boot of the rescue sees the installed table.
-	log3 := &lines{}
+	log3 := &pid1test.Log{}
 	in3 := f.installer(&bytes.Buffer{})
 	if err := in3.Flow(context.Background(), f.env(log3, "lifeboat.url=file:"+f.bundle)); err != nil {
 		t.Fatalf("third Flow = %v; log:\n%s", err, log3)
@@ -256,7 +259,7 @@ func TestInstallerFlowFailures(t *testing.T) {
 		{
 			name: "incompatible", compatible: "other-board",
 			cmdline: func(f *flowFixture, url string) string { return "lifeboat.url=" + url },
-			stage:   "plan", code: install.ExitIncompatible,
+			stage:   "plan", code: exitcode.Incompatible,
 		},
 		{
 			name: "untrusted", compatible: flowBoard,
@@ -271,29 +274,29 @@ func TestInstallerFlowFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			stage: "bundle", code: install.ExitUntrusted,
+			stage: "bundle", code: exitcode.Untrusted,
 		},
 		{
 			name: "no keys", compatible: flowBoard,
 			cmdline: func(f *flowFixture, url string) string { return "lifeboat.url=" + url },
 			setup:   func(t *testing.T, f *flowFixture, in *Installer) { in.KeysDir = filepath.Join(f.dir, "none") },
-			stage:   "trust store", code: install.ExitUntrusted,
+			stage:   "trust store", code: exitcode.Untrusted,
 		},
 		{
 			name: "not found", compatible: flowBoard,
 			cmdline: func(f *flowFixture, url string) string { return "lifeboat.url=" + url + ".missing" },
-			stage:   "source", code: install.ExitInternal,
+			stage:   "source", code: exitcode.Internal,
 		},
 		{
 			name: "network off", compatible: flowBoard,
 			cmdline: func(f *flowFixture, url string) string { return "ip=off lifeboat.url=" + url },
-			stage:   "network", code: install.ExitInternal,
+			stage:   "network", code: exitcode.Internal,
 		},
 		{
 			name: "bad board profile", compatible: flowBoard,
 			cmdline: func(f *flowFixture, url string) string { return "lifeboat.reason=button lifeboat.url=" + url },
 			setup:   func(t *testing.T, f *flowFixture, in *Installer) { f.profile = []byte(`{"name": "x", "bogus": 1}`) },
-			stage:   "board", code: install.ExitUsage,
+			stage:   "board", code: exitcode.Usage,
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,14 +305,14 @@ func TestInstallerFlowFailures(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, f, in)
 			}
-			log := &lines{}
+			log := &pid1test.Log{}
 			err := in.Flow(context.Background(), f.env(log, tt.cmdline(f, serveFile(t, f.bundle))))
 			var fe *FlowError
 			if !errors.As(err, &fe) || fe.Stage != tt.stage || fe.Code != tt.code {
 				t.Fatalf("Flow = %v, want a FlowError of stage %q, code %d", err, tt.stage, tt.code)
 			}
 			msg := err.Error()
-			if strings.Contains(msg, "\n") || !strings.Contains(msg, fmt.Sprintf("exit %d (%s)", tt.code, ExitClass(tt.code))) {
+			if strings.Contains(msg, "\n") || !strings.Contains(msg, fmt.Sprintf("exit %d (%s)", tt.code, exitcode.Class(tt.code))) {
 				t.Errorf("error %q, want one line with the exit code and its class", msg)
 			}
 			if !strings.HasPrefix(log.String(), MsgReason) {
@@ -332,7 +335,7 @@ func TestInstallerFlowFailures(t *testing.T) {
 func TestInstallerReason(t *testing.T) {
 	f := newFlowFixture(t, flowBoard)
 	in := f.installer(&bytes.Buffer{})
-	log := &lines{}
+	log := &pid1test.Log{}
 	_ = in.Flow(context.Background(), f.env(log, `lifeboat.reason="boot count exceeded" lifeboat.url=file:/nonexistent`))
 	if first := strings.SplitN(log.String(), "\n", 2)[0]; first != MsgReason+"boot count exceeded; action: reinstall" {
 		t.Errorf("first line %q, want the command line's reason", first)
@@ -349,7 +352,7 @@ func TestIPParam(t *testing.T) {
 		{"ip=off ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:none", "static"},
 		{"nfsaddrs=off", "off"},
 	} {
-		p, err := ipParam(ParseCmdline(tt.cmdline))
+		p, err := ipParam(pid1.ParseCmdline(tt.cmdline))
 		if err != nil {
 			t.Errorf("ipParam(%q) = %v", tt.cmdline, err)
 			continue

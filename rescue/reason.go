@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/boards"
+	"github.com/lifeboat-updater/lifeboat/pid1"
 )
 
 // What the rescue decides to do.
@@ -67,7 +68,7 @@ func ButtonDecision(h Hold) Decision {
 // board), the bootloader environment (unfinished install, then the boot
 // counter), blank storage, else "requested". Whatever cannot be read is
 // logged and passed over: the rescue still runs.
-func (in *Installer) decide(ctx context.Context, env *Env, board *boards.Profile, rec *recoveryEnv) Decision {
+func (in *Installer) decide(ctx context.Context, env *pid1.Env, board *boards.Profile, rec *recoveryEnv) Decision {
 	if r := env.Params["reason"]; r != "" {
 		return CmdlineDecision(r)
 	}
@@ -114,7 +115,7 @@ func (in *Installer) decide(ctx context.Context, env *Env, board *boards.Profile
 
 // waitStorage finds the board's storage devices, waiting up to
 // StorageWait for drivers that probe in the background.
-func (in *Installer) waitStorage(env *Env, board *boards.Profile) map[string]string {
+func (in *Installer) waitStorage(env *pid1.Env, board *boards.Profile) map[string]string {
 	wait := in.StorageWait
 	if wait <= 0 {
 		wait = 10 * time.Second

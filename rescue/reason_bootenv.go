@@ -11,11 +11,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lifeboat-updater/lifeboat/boardenv"
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bootenv"
 	"github.com/lifeboat-updater/lifeboat/install"
-	"github.com/lifeboat-updater/lifeboat/internal/cli"
 	"github.com/lifeboat-updater/lifeboat/partitions"
+	"github.com/lifeboat-updater/lifeboat/pid1"
 )
 
 // Reasons the bootloader environment gives.
@@ -143,19 +144,7 @@ func newRecoveryEnv(board *boards.Profile, r boards.Resolver) (*recoveryEnv, err
 	if re.name, err = board.RecoveryEnv(); err != nil {
 		return nil, err
 	}
-	opener := cli.EnvOpener(board, r)
-	raw := board.BootEnv[re.name]
-	re.open = func() (bootenv.Store, error) {
-		st, err := opener(install.EnvTarget{Name: re.name, Config: raw})
-		if err != nil {
-			return nil, err
-		}
-		s, ok := st.(bootenv.Store)
-		if !ok {
-			return nil, fmt.Errorf("bootenv %q cannot be read", re.name)
-		}
-		return s, nil
-	}
+	re.open = func() (bootenv.Store, error) { return boardenv.Open(board, r, re.name, "") }
 	return re, nil
 }
 
@@ -239,7 +228,7 @@ func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m
 // written) cannot hold it, and then nothing boots from that storage
 // either: the install goes on, and the marker is set as soon as a step
 // has written the environment (see ensureMarker).
-func (in *Installer) begin(env *Env, rec *recoveryEnv, w *eventWriters) error {
+func (in *Installer) begin(env *pid1.Env, rec *recoveryEnv, w *eventWriters) error {
 	if !rec.hasEnv() || rec.rec.Marker == "" {
 		return nil
 	}
@@ -263,7 +252,7 @@ func (in *Installer) begin(env *Env, rec *recoveryEnv, w *eventWriters) error {
 // finish makes the one environment update after a verified install:
 // marker cleared, counter reset, the preset's variables, the security
 // version (sv < 0: not kept there).
-func (in *Installer) finish(env *Env, rec *recoveryEnv, sv int64, w *eventWriters) error {
+func (in *Installer) finish(env *pid1.Env, rec *recoveryEnv, sv int64, w *eventWriters) error {
 	if !rec.hasEnv() {
 		return nil
 	}
@@ -284,13 +273,13 @@ func (in *Installer) finish(env *Env, rec *recoveryEnv, sv int64, w *eventWriter
 
 // hold stops the flow for good (lifeboat.hold=finish), still feeding the
 // watchdog: what happens next is the test's power cut.
-func (in *Installer) hold(ctx context.Context, env *Env) {
+func (in *Installer) hold(ctx context.Context, env *pid1.Env) {
 	env.Log.Printf("%s", MsgHold)
 	for ctx.Err() == nil {
 		env.Alive()
 		select {
 		case <-ctx.Done():
-		case <-time.After(env.aliveEvery()):
+		case <-time.After(env.AliveEvery()):
 		}
 	}
 }
@@ -300,7 +289,7 @@ func (in *Installer) hold(ctx context.Context, env *Env) {
 // profile's file, written to a file of this boot that the engine reads
 // and updates. An environment that cannot be read counts as 0 only when
 // it is not there at all (blank storage).
-func (in *Installer) seedSecurityVersion(env *Env, board *boards.Profile, rec *recoveryEnv) (string, error) {
+func (in *Installer) seedSecurityVersion(env *pid1.Env, board *boards.Profile, rec *recoveryEnv) (string, error) {
 	var sv uint64
 	if board.SecurityVersionFile != "" {
 		v, err := install.ReadSecurityVersion(board.SecurityVersionFile)

@@ -15,6 +15,9 @@ import (
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bootenv"
+	"github.com/lifeboat-updater/lifeboat/install"
+	"github.com/lifeboat-updater/lifeboat/partitions"
+	"github.com/lifeboat-updater/lifeboat/pid1/pid1test"
 )
 
 func preset(t *testing.T, name string) boards.Recovery {
@@ -175,7 +178,7 @@ func recoveryFixture(t *testing.T, extra string) *flowFixture {
 	in.Install = nil
 	in.StateDir = t.TempDir()
 	in.Button = func(context.Context, *boards.Button, func(string, ...any)) (Hold, error) { return Hold{}, nil }
-	if err := in.Flow(context.Background(), f.env(&lines{}, "lifeboat.url=file:"+f.bundle)); err != nil {
+	if err := in.Flow(context.Background(), f.env(&pid1test.Log{}, "lifeboat.url=file:"+f.bundle)); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -183,7 +186,7 @@ func recoveryFixture(t *testing.T, extra string) *flowFixture {
 
 func (f *flowFixture) envStore(t *testing.T) bootenv.Store {
 	t.Helper()
-	p, err := findPart(f.disk, "data")
+	p, err := partOf(f.disk, "data")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +217,7 @@ func TestFlowBootCounter(t *testing.T) {
 		}
 		during = e.Vars()
 	}
-	log := &lines{}
+	log := &pid1test.Log{}
 	if err := in.Flow(context.Background(), f.env(log, "lifeboat.url=file:"+f.bundle)); err != nil {
 		t.Fatalf("Flow = %v; log:\n%s", err, log)
 	}
@@ -250,7 +253,7 @@ func TestFlowBootCounter(t *testing.T) {
 	in2 := f.installer(&bytes.Buffer{})
 	in2.Install = nil
 	in2.StateDir = t.TempDir()
-	log2 := &lines{}
+	log2 := &pid1test.Log{}
 	err = in2.Flow(context.Background(), f.env(log2, "lifeboat.url=file:"+f.bundle))
 	var fe *FlowError
 	if !errors.As(err, &fe) || fe.Stage != "plan" || !strings.Contains(err.Error(), "rollback") {
@@ -274,7 +277,7 @@ func TestFlowFactoryReset(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := recoveryFixture(t, `, "button": {"key": "KEY_R"}`)
-			p, err := findPart(f.disk, "data")
+			p, err := partOf(f.disk, "data")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -290,7 +293,7 @@ func TestFlowFactoryReset(t *testing.T) {
 				}
 				return *tc.hold, nil
 			}
-			log := &lines{}
+			log := &pid1test.Log{}
 			if err := in.Flow(context.Background(), f.env(log, tc.cmdline)); err != nil {
 				t.Fatalf("Flow = %v; log:\n%s", err, log)
 			}
@@ -330,7 +333,7 @@ func fill(t *testing.T, path string, off, n int64) {
 }
 
 func TestFactoryResetNoState(t *testing.T) {
-	_, err := FactoryReset(context.Background(), &boards.Profile{Name: "b"}, boards.Resolver{})
+	_, _, err := FactoryReset(context.Background(), &boards.Profile{Name: "b"}, install.Config{})
 	if !errors.Is(err, ErrNoState) {
 		t.Errorf("FactoryReset without recovery.state = %v, want ErrNoState", err)
 	}
@@ -339,7 +342,20 @@ func TestFactoryResetNoState(t *testing.T) {
 	os.WriteFile(disk, make([]byte, 1<<20), 0o644)
 	p := &boards.Profile{Name: "b", Storage: map[string]boards.Storage{"disk": {Paths: []string{disk}}},
 		Recovery: &boards.Recovery{State: []string{"data"}}}
-	if _, err := FactoryReset(context.Background(), p, boards.Resolver{}); !errors.Is(err, ErrNoState) {
-		t.Errorf("FactoryReset of a partition the disk lacks = %v, want ErrNoState", err)
+	if _, _, err := FactoryReset(context.Background(), p, install.Config{}); !errors.Is(err, install.ErrTargetMissing) {
+		t.Errorf("FactoryReset of a partition the disk lacks = %v, want install.ErrTargetMissing", err)
 	}
+}
+
+// partOf finds partition name on the disk image at path.
+func partOf(path, name string) (partitions.Partition, error) {
+	l, err := partitions.ReadDevice(path)
+	if err != nil {
+		return partitions.Partition{}, err
+	}
+	p, ok := l.Find(name)
+	if !ok {
+		return partitions.Partition{}, fmt.Errorf("no partition %q on %s", name, path)
+	}
+	return p, nil
 }

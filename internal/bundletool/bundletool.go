@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
-	"github.com/lifeboat-updater/lifeboat/install"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 )
 
 const usage = `usage: lifeboat-bundle COMMAND [flags]
@@ -37,11 +37,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "lifeboat-bundle: %v\n", err)
 		if errors.Is(err, errUsage) {
 			fmt.Fprint(stderr, usage)
-			return install.ExitUsage
+			return exitcode.Usage
 		}
 	}
 	// The device command's exit codes, so scripts learn one table.
-	return install.ExitCode(err)
+	return exitcode.Of(err)
 }
 
 // errUsage marks command line mistakes (exit code 2).

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lifeboat-updater/lifeboat/install"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 )
 
 func runTool(t *testing.T, stdin []byte, args ...string) (int, string, string) {
@@ -93,12 +93,12 @@ func TestVerifyBad(t *testing.T) {
 		keys   string
 		want   int
 	}{
-		{"good", good, "dev.pub", install.ExitOK},
-		{"unknown key", good, "other.pub", install.ExitUntrusted},
-		{"manifest byte", flip(100), "dev.pub", install.ExitBadSignature},
-		{"payload byte", flip(len(good) - 10), "dev.pub", install.ExitCorrupt},
-		{"truncated", good[:len(good)-1], "dev.pub", install.ExitTruncated},
-		{"not a bundle", []byte("hello world, this is not a bundle at all, no no no no no no no no"), "dev.pub", install.ExitCorrupt},
+		{"good", good, "dev.pub", exitcode.OK},
+		{"unknown key", good, "other.pub", exitcode.Untrusted},
+		{"manifest byte", flip(100), "dev.pub", exitcode.BadSignature},
+		{"payload byte", flip(len(good) - 10), "dev.pub", exitcode.Corrupt},
+		{"truncated", good[:len(good)-1], "dev.pub", exitcode.Truncated},
+		{"not a bundle", []byte("hello world, this is not a bundle at all, no no no no no no no no"), "dev.pub", exitcode.Corrupt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, e := runTool(t, tc.bundle, "verify", "-", "-keys", filepath.Join(d, tc.keys))
@@ -114,8 +114,8 @@ func TestVerifyBad(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"frobnicate"}, {"create"}, {"verify", "x"}, {"keygen"}, {"inspect"}} {
-		if code, _, _ := runTool(t, nil, args...); code != install.ExitUsage {
-			t.Errorf("lifeboat-bundle %v = %d, want %d", args, code, install.ExitUsage)
+		if code, _, _ := runTool(t, nil, args...); code != exitcode.Usage {
+			t.Errorf("lifeboat-bundle %v = %d, want %d", args, code, exitcode.Usage)
 		}
 	}
 }

@@ -11,16 +11,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/term"
 
+	"github.com/lifeboat-updater/lifeboat/boardenv"
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
+	"github.com/lifeboat-updater/lifeboat/source"
 )
 
 // DefaultKeys is where the rescue image keeps the keys it trusts.
@@ -39,15 +41,12 @@ func (e *codedError) Unwrap() error { return e.err }
 
 // usagef reports a command line mistake (exit code 2).
 func usagef(format string, a ...any) error {
-	return &codedError{install.ExitUsage, fmt.Errorf(format, a...)}
+	return &codedError{exitcode.Usage, fmt.Errorf(format, a...)}
 }
 
 // Deps are the parts of the command that the rescue image, other builds
 // or tests replace.
 type Deps struct {
-	// Env opens bootloader environments for env steps; nil: bundles with
-	// env steps are refused at planning time.
-	Env install.EnvOpener
 	// OpenURL streams a bundle from an http(s) URL.
 	OpenURL func(ctx context.Context, url string) (io.ReadCloser, error)
 	// IsTerminal reports whether w is a terminal, for the live progress
@@ -62,7 +61,7 @@ type Deps struct {
 
 // DefaultDeps are the parts used by Main.
 func DefaultDeps() Deps {
-	return Deps{OpenURL: httpGet, IsTerminal: isTerminal}
+	return Deps{OpenURL: httpOpen, IsTerminal: isTerminal}
 }
 
 // Main runs the lifeboat command with args (without the program name) and
@@ -75,19 +74,19 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 // MainWith is Main with deps.
 func MainWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, deps Deps) int {
 	if deps.OpenURL == nil {
-		deps.OpenURL = httpGet
+		deps.OpenURL = httpOpen
 	}
 	if deps.IsTerminal == nil {
 		deps.IsTerminal = func(io.Writer) bool { return false }
 	}
 	err := run(ctx, args, stdin, stdout, stderr, deps)
 	if err == nil {
-		return install.ExitOK
+		return exitcode.OK
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return install.ExitOK
+		return exitcode.OK
 	}
-	fmt.Fprintf(stderr, "lifeboat: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(stderr, "lifeboat: %s\n", install.OneLine(err.Error()))
 	return exitCode(err)
 }
 
@@ -97,11 +96,6 @@ func exitCode(err error) int {
 		return ce.code
 	}
 	return install.ExitCode(err)
-}
-
-// oneLine keeps a reason on one line, whatever wrapped errors contain.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }
 
 const usage = `usage: lifeboat COMMAND [flags] BUNDLE
@@ -205,7 +199,6 @@ func (o *options) config(deps Deps) (install.Config, error) {
 	cfg := install.Config{
 		Resolver:            deps.Resolver,
 		SecurityVersionFile: o.secVerFile,
-		Env:                 deps.Env,
 		Flash:               deps.Flash,
 		Workers:             o.workers,
 		NoSkip:              o.noSkip,
@@ -233,8 +226,8 @@ func (o *options) config(deps Deps) (install.Config, error) {
 		return cfg, err
 	}
 	cfg.Board = board
-	if cfg.Env == nil {
-		cfg.Env = EnvOpener(board, deps.Resolver)
+	cfg.Env = func(t install.EnvTarget) (install.EnvStore, error) {
+		return boardenv.Open(board, deps.Resolver, t.Name, t.Path)
 	}
 	if board == nil && cfg.BoardName == "" {
 		return cfg, usagef("no board profile (%s does not exist): give --board FILE|NAME or --board-name NAME[:REV]", boards.DefaultPath)
@@ -335,20 +328,17 @@ func openBundle(ctx context.Context, arg string, stdin io.Reader, trust *bundle.
 	return &bundleSource{br: br, name: arg, closer: f}, nil
 }
 
-func httpGet(ctx context.Context, url string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// httpOpen streams a bundle over HTTP(S) with the rescue's client
+// (package source): it resumes with Range requests over dropped
+// connections, checks that the file did not change meanwhile, and trusts
+// the system's CA roots.
+func httpOpen(ctx context.Context, url string) (io.ReadCloser, error) {
+	h := &source.HTTP{URL: url}
+	st, err := h.Open(ctx)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, fmt.Errorf("fetching %s: %w", h, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("fetching %s: %s", url, resp.Status)
-	}
-	return resp.Body, nil
+	return st, nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -363,7 +353,7 @@ func loadTrust(paths []string) (*bundle.TrustStore, error) {
 	t, err := bundle.LoadTrustStore(paths...)
 	if err != nil {
 		// Without keys nothing can be trusted.
-		return nil, &codedError{install.ExitUntrusted, err}
+		return nil, &codedError{exitcode.Untrusted, err}
 	}
 	return t, nil
 }

@@ -11,13 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
-	"github.com/lifeboat-updater/lifeboat/install"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install/installtest"
 )
 
@@ -165,24 +168,24 @@ func TestFailures(t *testing.T) {
 		code   int
 		reason string
 	}{
-		{"no command", nil, nil, install.ExitUsage, "no command"},
-		{"unknown command", []string{"frobnicate"}, nil, install.ExitUsage, "unknown command"},
-		{"unknown flag", f.args("install", "--colour", f.path), nil, install.ExitUsage, "colour"},
-		{"two bundles", f.args("install", f.path, f.path), nil, install.ExitUsage, "one BUNDLE"},
-		{"bad target flag", f.args("install", "--target", "rootfs", f.path), nil, install.ExitUsage, "NAME=PATH"},
-		{"no bundle file", f.args("install", filepath.Join(f.dir, "none")), nil, install.ExitUsage, "no such file"},
-		{"no board", []string{"install", "--keys", f.key.Dir, f.path}, nil, install.ExitUsage, "no board profile"},
-		{"unknown builtin board", f.args("install", "--board", "nosuchboard", f.path), nil, install.ExitUsage, "no built-in profile"},
-		{"no trust store", f.argsKeys(filepath.Join(f.dir, "nokeys"), "install", f.path), nil, install.ExitUntrusted, "trust store"},
-		{"unknown key", f.argsKeys(other.Dir, "install", f.path), nil, install.ExitUntrusted, "not signed by a trusted key"},
-		{"manifest changed", f.args("install", f.write(t, "tampered", tampered)), nil, install.ExitBadSignature, "signature does not verify"},
-		{"chunk changed", f.args("install", f.write(t, "badchunk", badChunk)), nil, install.ExitCorrupt, "chunk 2"},
-		{"truncated file", f.args("install", f.write(t, "truncated", truncated)), nil, install.ExitTruncated, "truncated"},
-		{"truncated stream", f.args("install", "-"), truncated, install.ExitTruncated, "chunk 6"},
-		{"wrong board", f.args("install", "--board-name", "other:1", f.path), nil, install.ExitIncompatible, "this board is other:1"},
-		{"lower security version", f.args("install", "--security-version-file", sv, f.path), nil, install.ExitRollback, "security version 5, the device has 6"},
-		{"target missing", f.args("install", "--target", "rootfs="+filepath.Join(f.dir, "none.img"), f.path), nil, install.ExitNoTarget, "target not found"},
-		{"target too small", f.args("install", "--target", "rootfs="+small, f.path), nil, install.ExitTooSmall, "target too small"},
+		{"no command", nil, nil, exitcode.Usage, "no command"},
+		{"unknown command", []string{"frobnicate"}, nil, exitcode.Usage, "unknown command"},
+		{"unknown flag", f.args("install", "--colour", f.path), nil, exitcode.Usage, "colour"},
+		{"two bundles", f.args("install", f.path, f.path), nil, exitcode.Usage, "one BUNDLE"},
+		{"bad target flag", f.args("install", "--target", "rootfs", f.path), nil, exitcode.Usage, "NAME=PATH"},
+		{"no bundle file", f.args("install", filepath.Join(f.dir, "none")), nil, exitcode.Usage, "no such file"},
+		{"no board", []string{"install", "--keys", f.key.Dir, f.path}, nil, exitcode.Usage, "no board profile"},
+		{"unknown builtin board", f.args("install", "--board", "nosuchboard", f.path), nil, exitcode.Usage, "no built-in profile"},
+		{"no trust store", f.argsKeys(filepath.Join(f.dir, "nokeys"), "install", f.path), nil, exitcode.Untrusted, "trust store"},
+		{"unknown key", f.argsKeys(other.Dir, "install", f.path), nil, exitcode.Untrusted, "not signed by a trusted key"},
+		{"manifest changed", f.args("install", f.write(t, "tampered", tampered)), nil, exitcode.BadSignature, "signature does not verify"},
+		{"chunk changed", f.args("install", f.write(t, "badchunk", badChunk)), nil, exitcode.Corrupt, "chunk 2"},
+		{"truncated file", f.args("install", f.write(t, "truncated", truncated)), nil, exitcode.Truncated, "truncated"},
+		{"truncated stream", f.args("install", "-"), truncated, exitcode.Truncated, "chunk 6"},
+		{"wrong board", f.args("install", "--board-name", "other:1", f.path), nil, exitcode.Incompatible, "this board is other:1"},
+		{"lower security version", f.args("install", "--security-version-file", sv, f.path), nil, exitcode.Rollback, "security version 5, the device has 6"},
+		{"target missing", f.args("install", "--target", "rootfs="+filepath.Join(f.dir, "none.img"), f.path), nil, exitcode.NoTarget, "target not found"},
+		{"target too small", f.args("install", "--target", "rootfs="+small, f.path), nil, exitcode.TooSmall, "target too small"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,7 +216,7 @@ func TestReadOnlyTarget(t *testing.T) {
 	installtest.NeedRoot(t)
 	f := newFixture(t, 0)
 	dev := installtest.Loop(t, f.target, true)
-	lifeboat(nil, f.args("install", "--target", "rootfs="+dev, f.path)...).check(t, install.ExitTargetIO, "read-only")
+	lifeboat(nil, f.args("install", "--target", "rootfs="+dev, f.path)...).check(t, exitcode.TargetIO, "read-only")
 }
 
 func TestVerifyDiffers(t *testing.T) {
@@ -224,7 +227,7 @@ func TestVerifyDiffers(t *testing.T) {
 	b[7*cs] ^= 1
 	os.WriteFile(f.target, b, 0o644)
 	r := lifeboat(nil, f.args("verify", f.path)...)
-	r.check(t, install.ExitDiffers, "2 of 21 chunks")
+	r.check(t, exitcode.Differs, "2 of 21 chunks")
 	for _, want := range []string{`differs: step 1 image "rootfs" chunk 3 at offset 196608`, `chunk 7 at offset 458752`} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, r.stdout)
@@ -276,7 +279,7 @@ func TestEvents(t *testing.T) {
 	bad[len(bad)-2] ^= 1 // in the last chunk, 5 random bytes stored raw
 	os.WriteFile(f.target, bytes.Repeat([]byte{0xAA}, 2<<20), 0o644)
 	events := filepath.Join(f.dir, "events.jsonl")
-	lifeboat(nil, f.args("install", "--events", events, f.write(t, "bad", bad))...).check(t, install.ExitCorrupt, "checksum")
+	lifeboat(nil, f.args("install", "--events", events, f.write(t, "bad", bad))...).check(t, exitcode.Corrupt, "checksum")
 	b, _ := os.ReadFile(events)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	var ev map[string]any
@@ -315,7 +318,40 @@ func TestURL(t *testing.T) {
 	if !bytes.Equal(got[:len(f.data)], f.data) {
 		t.Error("target does not hold the image")
 	}
-	lifeboat(nil, f.args("install", srv.URL+"/other.bundle")...).check(t, install.ExitInternal, "404 Not Found")
+	lifeboat(nil, f.args("install", srv.URL+"/other.bundle")...).check(t, exitcode.Internal, "404")
+}
+
+// TestURLResume drops the connection half way through the bundle: the
+// install resumes with a Range request and completes.
+func TestURLResume(t *testing.T) {
+	f := newFixture(t, 0)
+	var requests, ranged atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(f.bundle)))
+			w.Header().Set("ETag", `"v1"`)
+			w.Write(f.bundle[:len(f.bundle)/2])
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		if r.Header.Get("Range") != "" {
+			ranged.Add(1)
+		}
+		w.Header().Set("ETag", `"v1"`)
+		http.ServeContent(w, r, "demo.bundle", time.Time{}, bytes.NewReader(f.bundle))
+	}))
+	defer srv.Close()
+	lifeboat(nil, f.args("install", srv.URL+"/demo.bundle")...).check(t, 0, "")
+	got, _ := os.ReadFile(f.target)
+	if !bytes.Equal(got[:len(f.data)], f.data) {
+		t.Error("target does not hold the image")
+	}
+	if ranged.Load() == 0 {
+		t.Errorf("no Range request after the drop (%d requests)", requests.Load())
+	}
 }
 
 func TestBoardProfile(t *testing.T) {
@@ -334,7 +370,7 @@ func TestBoardProfile(t *testing.T) {
 		t.Errorf("security version file holds %q, want 3", b)
 	}
 	// The built-in QEMU profile is for another board.
-	lifeboat(nil, "plan", "--keys", f.key.Dir, "--board", "qemu-x86_64", f.path).check(t, install.ExitIncompatible, "this board is qemu-x86_64:1")
+	lifeboat(nil, "plan", "--keys", f.key.Dir, "--board", "qemu-x86_64", f.path).check(t, exitcode.Incompatible, "this board is qemu-x86_64:1")
 	// A broken profile is a usage error.
-	lifeboat(nil, "plan", "--keys", f.key.Dir, "--board", f.write(t, "bad.json", []byte(`{"name": ""}`)), f.path).check(t, install.ExitUsage, "no name")
+	lifeboat(nil, "plan", "--keys", f.key.Dir, "--board", f.write(t, "bad.json", []byte(`{"name": ""}`)), f.path).check(t, exitcode.Usage, "no name")
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
-	"github.com/lifeboat-updater/lifeboat/install"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install/installtest"
 )
 
@@ -76,7 +76,7 @@ func TestEnvMissing(t *testing.T) {
 	b := filepath.Join(dir, "b.lfb")
 	os.WriteFile(b, installtest.Bundle(t, k, m, 0), 0o644)
 	r := lifeboat(nil, "install", b, "--keys", k.Dir, "--board-name", installtest.Board, "--target", "bootenv="+filepath.Join(dir, "nope"))
-	r.check(t, install.ExitNoTarget, "bootenv")
+	r.check(t, exitcode.NoTarget, "bootenv")
 }
 
 func runTool(t *testing.T, name string, args ...string) string {

@@ -10,8 +10,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lifeboat-updater/lifeboat/boardenv"
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bootenv"
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/install"
 )
 
@@ -234,21 +236,12 @@ func (o *envOptions) open(deps Deps) (bootenv.Store, string, error) {
 			return nil, "", usagef("board %s: %w; give --bootenv NAME", board.Name, err)
 		}
 	}
-	raw, ok := board.BootEnv[name]
-	if !ok {
+	if _, ok := board.BootEnv[name]; !ok {
 		return nil, "", usagef("board %s has no bootenv %q (it has %s)", board.Name, name, strings.Join(slices.Sorted(maps.Keys(board.BootEnv)), ", "))
 	}
-	opener := deps.Env
-	if opener == nil {
-		opener = EnvOpener(board, deps.Resolver)
-	}
-	st, err := opener(install.EnvTarget{Name: name, Config: raw})
+	s, err := boardenv.Open(board, deps.Resolver, name, "")
 	if err != nil {
 		return nil, "", envError("bootenv "+name, err)
-	}
-	s, ok := st.(bootenv.Store)
-	if !ok {
-		return nil, "", fmt.Errorf("bootenv %q: cannot be read", name)
 	}
 	return s, "bootenv " + name, nil
 }
@@ -261,14 +254,14 @@ func envError(where string, err error) error {
 	code := install.ExitCode(err)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, boards.ErrNoDevice), errors.Is(err, install.ErrTargetMissing):
-		code = install.ExitNoTarget
+		code = exitcode.NoTarget
 	case errors.Is(err, bootenv.ErrBadCRC), errors.Is(err, bootenv.ErrCorrupt):
 		err = fmt.Errorf("%w (an empty one can be made with env set --create)", err)
-		code = install.ExitCorrupt
+		code = exitcode.Corrupt
 	case errors.Is(err, bootenv.ErrTooFull), errors.Is(err, bootenv.ErrSize):
-		code = install.ExitTooSmall
+		code = exitcode.TooSmall
 	case errors.Is(err, bootenv.ErrInvalidName), errors.Is(err, bootenv.ErrInvalidValue), errors.Is(err, bootenv.ErrConfig):
-		code = install.ExitUsage
+		code = exitcode.Usage
 	}
 	if strings.HasPrefix(err.Error(), where) {
 		return &codedError{code, err}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lifeboat-updater/lifeboat/exitcode"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd/mtdtest"
 	"github.com/lifeboat-updater/lifeboat/install"
@@ -87,7 +88,7 @@ func TestFlashTarget(t *testing.T) {
 	// Too many bad blocks for the budget: refused before any write.
 	nand.Bad[2], nand.Bad[3] = true, true
 	programs := nand.Programs
-	run("install", f.path).check(t, install.ExitTooSmall, "too many bad blocks")
+	run("install", f.path).check(t, exitcode.TooSmall, "too many bad blocks")
 	if nand.Programs != programs {
 		t.Error("a refused install wrote to the flash")
 	}

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-updater/lifeboat/rescue"
+	"github.com/lifeboat-updater/lifeboat/pid1"
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +31,7 @@ const MountPoint = "/mnt"
 // Guest is a running test flow.
 type Guest struct {
 	Ctx       context.Context
-	Env       *rescue.Env
+	Env       *pid1.Env
 	prefix    string
 	sentinels []error
 }
@@ -41,7 +41,7 @@ type Guest struct {
 // first of sentinels an error matches. When f returns, Run prints
 // "<prefix>: done", syncs and powers off.
 func Run(prefix string, f func(g *Guest), sentinels ...error) {
-	rescue.Run(rescue.Config{Flow: func(ctx context.Context, env *rescue.Env) error {
+	pid1.Run(pid1.Config{Flow: func(ctx context.Context, env *pid1.Env) error {
 		g := &Guest{Ctx: ctx, Env: env, prefix: prefix, sentinels: sentinels}
 		f(g)
 		g.Printf("done")
