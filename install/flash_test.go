@@ -94,6 +94,18 @@ func (s *simFlash) DetachUBI(u UBI) error {
 	return nil
 }
 
+// nandFlash returns a Flash of one simulated NAND of 16 erase blocks,
+// called name, with the blocks bad marked bad.
+func nandFlash(name string, bad ...int64) (*simFlash, *mtdtest.Flash) {
+	fl := newSimFlash()
+	nand := mtdtest.NewNAND(16, nandES, nandPage)
+	for _, b := range bad {
+		nand.Bad[b] = true
+	}
+	fl.mtds[name] = nand
+	return fl, nand
+}
+
 func flashBoard(targets map[string]boards.TargetSpec, layouts map[string]boards.UBIDevice) *boards.Profile {
 	return &boards.Profile{Name: installtest.Board, Storage: map[string]boards.Storage{}, Targets: targets, UBI: layouts}
 }
@@ -215,10 +227,7 @@ func TestFlashMTDOffset(t *testing.T) {
 	p := flashBoard(map[string]boards.TargetSpec{"rootfs": {MTD: "n"}}, nil)
 	for _, stream := range []bool{false, true} {
 		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
-			fl := newSimFlash()
-			nand := mtdtest.NewNAND(16, nandES, nandPage)
-			nand.Bad[3] = true
-			fl.mtds["n"] = nand
+			fl, nand := nandFlash("n", 3)
 			if _, _, err := flashInstall(t, open(t, b, k, stream), p, fl, Config{}); err != nil {
 				t.Fatal(err)
 			}
@@ -246,10 +255,7 @@ func TestFlashMTDBadChunk(t *testing.T) {
 	p := flashBoard(map[string]boards.TargetSpec{"rootfs": {MTD: "mtd3"}}, nil)
 	for _, stream := range []bool{false, true} {
 		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
-			fl := newSimFlash()
-			nand := mtdtest.NewNAND(16, nandES, nandPage)
-			nand.Bad[0] = true
-			fl.mtds["mtd3"] = nand
+			fl, nand := nandFlash("mtd3", 0)
 			_, _, err := flashInstall(t, open(t, b, k, stream), p, fl, Config{})
 			var ce *ChunkError
 			if !errors.As(err, &ce) || !errors.Is(err, bundle.ErrChecksum) || ce.Chunk != 5 || ce.Offset != 5*cs {

@@ -139,19 +139,16 @@ type FormatStats struct {
 // arrived: after a Write error, or with bytes missing, it writes nothing
 // more and fails. A FormatWriter holds nothing that needs releasing.
 type FormatWriter struct {
-	dev  mtd.Device
-	opt  FormatOptions
-	size int64
-	w    *mtd.Writer
-	ecs  []int64 // erase counters found, by PEB of the region; -1: none
+	dev mtd.Device
+	opt FormatOptions
+	w   *mtd.Writer
+	ecs []int64 // erase counters found, by PEB of the region; -1: none
 
-	n      int64 // bytes taken
-	peb    int   // PEBs of the image prepared
+	sized
+	peb    int // PEBs of the image prepared
 	tmpl   ECHeader
 	seqSet bool
 	st     FormatStats
-	err    error
-	closed bool
 }
 
 // NewFormatWriter reads the erase counters of the region opt describes and
@@ -167,7 +164,7 @@ func NewFormatWriter(dev mtd.Device, size int64, opt FormatOptions) (*FormatWrit
 	if es <= 0 || size <= 0 || size%es != 0 {
 		return nil, fmt.Errorf("%w: %d bytes is not a whole number of %d-byte eraseblocks", ErrBadImage, size, es)
 	}
-	f := &FormatWriter{dev: dev, opt: opt, size: size}
+	f := &FormatWriter{dev: dev, opt: opt, sized: sized{size: size}}
 	var err error
 	if f.ecs, f.st.MeanEC, err = ScanECs(dev, opt.Offset, opt.Length); err != nil {
 		return nil, err
@@ -216,17 +213,11 @@ func (f *FormatWriter) prepare(off int64, block []byte) error {
 	return nil
 }
 
-// Write implements io.Writer. Bytes past the image's size are refused.
+// Write implements io.Writer. Bytes past the image's size are refused
+// (ErrTooLong).
 func (f *FormatWriter) Write(p []byte) (int, error) {
-	if f.err != nil {
-		return 0, f.err
-	}
-	if f.closed {
-		return 0, ErrClosed
-	}
-	if int64(len(p)) > f.size-f.n {
-		f.err = fmt.Errorf("%w: more than the announced %d bytes", ErrBadImage, f.size)
-		return 0, f.err
+	if err := f.admit(p); err != nil {
+		return 0, err
 	}
 	n, err := f.w.Write(p)
 	f.n += int64(n)

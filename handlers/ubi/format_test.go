@@ -203,12 +203,16 @@ func TestFormatWriterIncomplete(t *testing.T) {
 			var n int64
 			for _, p := range tt.writes {
 				_, err := w.Write(p)
-				if n += int64(len(p)); n > size && err == nil {
-					t.Errorf("Write(up to byte %d of a %d-byte image) = nil error", n, size)
+				if n += int64(len(p)); n > size && !errors.Is(err, ErrTooLong) {
+					t.Errorf("Write(up to byte %d of a %d-byte image) = %v, want %v", n, size, err, ErrTooLong)
 				}
 			}
-			if err := w.Close(); !errors.Is(err, ErrBadImage) {
-				t.Errorf("Close() = %v, want %v", err, ErrBadImage)
+			want := ErrBadImage
+			if n > size {
+				want = ErrTooLong
+			}
+			if err := w.Close(); !errors.Is(err, want) {
+				t.Errorf("Close() = %v, want %v", err, want)
 			}
 			if f.TotalErases() != tt.erases {
 				t.Errorf("%d erases, want %d: Close wrote more of an incomplete image", f.TotalErases(), tt.erases)

@@ -49,6 +49,11 @@ var (
 	// ErrClosed means a Write after Close.
 	ErrClosed = errors.New("ubi: write after close")
 
+	// ErrTooLong means a writer got more bytes than the size it was made
+	// for. Nothing of that Write is written, and the writer fails from
+	// then on.
+	ErrTooLong = errors.New("ubi: more bytes than announced")
+
 	// ErrUnsupported means the system has no UBI (not Linux).
 	ErrUnsupported = errors.New("ubi: not supported on this system")
 )

@@ -31,16 +31,38 @@ import (
 type VolumeWriter struct {
 	c    Controller
 	id   int
-	size int64
 	name string
 	w    io.WriteCloser // the update
 
 	opt VolumeOptions
 
-	n      int64  // bytes taken
-	sum    uint32 // their CRC-32
-	err    error
-	closed bool
+	sized
+	sum uint32 // CRC-32 of the bytes taken
+}
+
+// sized is the state of a writer that takes an image of a size said in
+// advance, in order: the bytes announced and taken, the first error
+// (every call returns it after), whether it is closed.
+type sized struct {
+	size, n int64
+	err     error
+	closed  bool
+}
+
+// admit returns the error a Write of p gets before any of it is written:
+// an earlier error, ErrClosed, or ErrTooLong (which sticks) for bytes past
+// the size.
+func (s *sized) admit(p []byte) error {
+	switch {
+	case s.err != nil:
+		return s.err
+	case s.closed:
+		return ErrClosed
+	case int64(len(p)) > s.size-s.n:
+		s.err = fmt.Errorf("%w: %d bytes after %d of %d", ErrTooLong, len(p), s.n, s.size)
+		return s.err
+	}
+	return nil
 }
 
 // VolumeOptions tune a VolumeWriter or SwapWriter. The zero value reads
@@ -64,21 +86,14 @@ func NewVolumeWriter(c Controller, id int, size int64, opt VolumeOptions) (*Volu
 	if err != nil {
 		return nil, err
 	}
-	return &VolumeWriter{c: c, id: id, size: size, name: name, w: w, opt: opt}, nil
+	return &VolumeWriter{c: c, id: id, name: name, w: w, opt: opt, sized: sized{size: size}}, nil
 }
 
 // Write implements io.Writer. Bytes past the announced size are refused,
 // and nothing of that Write is written.
 func (w *VolumeWriter) Write(p []byte) (int, error) {
-	if w.err != nil {
-		return 0, w.err
-	}
-	if w.closed {
-		return 0, ErrClosed
-	}
-	if int64(len(p)) > w.size-w.n {
-		w.err = fmt.Errorf("ubi: %s: %d more bytes after %d of the announced %d", w.name, len(p), w.n, w.size)
-		return 0, w.err
+	if err := w.admit(p); err != nil {
+		return 0, err
 	}
 	n, err := w.w.Write(p)
 	w.sum = crc32.Update(w.sum, crc32.IEEETable, p[:n])

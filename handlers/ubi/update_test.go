@@ -88,9 +88,9 @@ func TestVolumeWriterErrors(t *testing.T) {
 	tests := []struct {
 		name  string
 		write func(t *testing.T, w *ubi.VolumeWriter)
-		flip  bool  // the volume reads back with a flipped bit
-		want  error // nil: any error
-		whole bool  // the volume is left whole (not marked)
+		flip  bool // the volume reads back with a flipped bit
+		want  error
+		whole bool // the volume is left whole (not marked)
 	}{
 		{
 			name:  "stream ends early",
@@ -106,10 +106,11 @@ func TestVolumeWriterErrors(t *testing.T) {
 			name: "more bytes than announced",
 			write: func(t *testing.T, w *ubi.VolumeWriter) {
 				writeChunks(t, w, img[:size-10], 4096)
-				if n, err := w.Write(img[:20]); n != 0 || err == nil {
-					t.Errorf("Write(past the size) = %d, %v, want 0 and an error", n, err)
+				if n, err := w.Write(img[:20]); n != 0 || !errors.Is(err, ubi.ErrTooLong) {
+					t.Errorf("Write(past the size) = %d, %v, want 0, %v", n, err, ubi.ErrTooLong)
 				}
 			},
+			want: ubi.ErrTooLong,
 		},
 		{
 			name:  "read-back differs",
@@ -131,7 +132,7 @@ func TestVolumeWriterErrors(t *testing.T) {
 			}
 			tt.write(t, w)
 			err = w.Close()
-			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
+			if !errors.Is(err, tt.want) {
 				t.Errorf("Close() = %v, want %v", err, tt.want)
 			}
 			if again := w.Close(); again != err {
