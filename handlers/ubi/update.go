@@ -20,11 +20,11 @@ import (
 // The read-back cannot compare bytes as they are written: the kernel
 // refuses to read a volume while its update runs, and the image is not
 // kept in memory. So Write keeps a CRC-32 of the bytes, and Close compares
-// it with the CRC-32 of the volume read back. Go computes CRC-32 with
-// carry-less multiplication (PCLMULQDQ, ARMv8 CRC32): on nandsim under
-// QEMU it runs about 10 times as fast as SHA-256, which the update hashed
-// with, twice, before (docs/BENCHMARKS.md, "Raw flash"). Reading the
-// volume back costs about as much as writing it.
+// it with the CRC-32 of the volume read back. Go computes CRC-32 with the
+// CPU's instructions for it (PCLMULQDQ, ARMv8 CRC32), at a small part of
+// the cost of SHA-256, which the update used to hash with, twice: that made
+// it 5 times slower than ubiupdatevol (docs/BENCHMARKS.md, "Raw flash").
+// What the read-back still costs is the reading itself.
 //
 // Call Close in every case, after an error too: it ends the update. After
 // an error every call returns it.
