@@ -39,15 +39,21 @@ vet:
 # Every test: unit and host integration tests (loop devices need root), then the
 # tests that boot the rescue image in QEMU.
 test: deps kernel vet
-	go test -count=1 -timeout 25m ./...
+	go test -count=1 -timeout 50m ./...
 
 unit:
 	go test -short -count=1 ./...
 
+# Every parser of untrusted input, FUZZTIME each (go test runs one fuzzer
+# at a time). New inputs that find a bug go in the package's testdata/fuzz.
+FUZZTIME ?= 60s
 fuzz:
-	go test -run XXX -fuzz FuzzReader -fuzztime 30s ./bundle
-	go test -run XXX -fuzz FuzzManifestIndex -fuzztime 30s ./bundle
-	go test -run XXX -fuzz FuzzDecode -fuzztime 30s ./bundle
+	for f in FuzzReader FuzzReaderAt FuzzReadUnverified FuzzManifest FuzzSignatureBlock FuzzManifestIndex FuzzDecode FuzzSignedBundle; do \
+		go test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./bundle || exit 1; done
+	for f in FuzzParseSize FuzzSpec; do \
+		go test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./internal/bundletool || exit 1; done
+	go test -run XXX -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./partitions
+	go test -run XXX -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./mdns
 
 bench: deps build
 	bench/run.sh

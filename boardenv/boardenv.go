@@ -24,16 +24,36 @@ import (
 // asked for, and no path was given instead.
 var ErrNoEntry = errors.New("boardenv: no such bootloader environment in the board profile")
 
-// Open opens the bootloader environment called name. With path set (the
-// command line's --target NAME=PATH) the environment is that file or
-// device, laid out as the profile's entry of that name says (its type,
-// size and scheme; without an entry, a GRUB block if the file has the
-// size of one, else U-Boot). Otherwise it is where the profile's entry
-// says, on the board's storage as r finds it.
+// Target says which environment to open.
+type Target struct {
+	// Name is the profile's bootenv entry.
+	Name string
+	// Path, when set (the command line's --target NAME=PATH), is the
+	// file or device holding the environment instead of the entry's
+	// place.
+	Path string
+	// Create makes an environment with no valid copy (a blank board)
+	// load as a new, empty one (bootenv.OrNew).
+	Create bool
+}
+
+// Open opens the bootloader environment t names. With t.Path set the
+// environment is that file or device, laid out as the profile's entry of
+// that name says (its type, size and scheme; without an entry, a GRUB
+// block if the file has the size of one, else U-Boot). Otherwise it is
+// where the profile's entry says, on the board's storage as r finds it.
 //
 // Closing the store closes the devices it opened and, for a file inside a
 // filesystem, syncs that filesystem and unmounts it if Open mounted it.
-func Open(p *boards.Profile, r boards.Resolver, name, path string) (bootenv.Store, error) {
+func Open(p *boards.Profile, r boards.Resolver, t Target) (bootenv.Store, error) {
+	s, err := open(p, r, t.Name, t.Path)
+	if err != nil || !t.Create {
+		return s, err
+	}
+	return bootenv.OrNew(s), nil
+}
+
+func open(p *boards.Profile, r boards.Resolver, name, path string) (bootenv.Store, error) {
 	var e boards.BootEnv
 	ok := false
 	if p != nil {
@@ -83,6 +103,9 @@ func (s *fileStore) Close() error {
 func config(p *boards.Profile, r boards.Resolver, name string, e boards.BootEnv, path string) (bootenv.Config, io.Closer, error) {
 	var fsys io.Closer
 	place, base := e.Path, int64(0)
+	if path == "" && r.Host && (e.Path != "" || e.FWEnvConfig != "") {
+		return bootenv.Config{}, nil, fmt.Errorf("bootenv %q: %w: %s is the board's own; on a host, Lifeboat never uses the profile's devices: give --target %s=PATH, or --on-device on the board itself", name, boards.ErrNoDevice, e.Path+e.FWEnvConfig, name)
+	}
 	if path != "" {
 		// A file or device holding the environment; its type comes from
 		// the profile, else from the file's size.

@@ -60,13 +60,13 @@ func TestOpenEntryErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p.BootEnv = map[string]boards.BootEnv{"uboot": tc.entry}
-			s, err := Open(p, boards.Resolver{SysRoot: t.TempDir()}, "uboot", "")
+			s, err := Open(p, boards.Resolver{SysRoot: t.TempDir()}, Target{Name: "uboot"})
 			if err == nil || !errors.Is(err, tc.want) {
 				t.Errorf("Open(%+v) = %v, %v; want %v", tc.entry, s, err, tc.want)
 			}
 		})
 	}
-	if _, err := Open(p, boards.Resolver{}, "other", ""); !errors.Is(err, ErrNoEntry) {
+	if _, err := Open(p, boards.Resolver{}, Target{Name: "other"}); !errors.Is(err, ErrNoEntry) {
 		t.Errorf("Open(no such entry) = %v, want ErrNoEntry", err)
 	}
 	// A file given on the command line wins over the entry's filesystem.
@@ -164,7 +164,7 @@ func TestFileInFilesystem(t *testing.T) {
 		BootEnv: map[string]boards.BootEnv{"uboot": {Type: "uboot", Device: "disk", Partition: "boot", File: "uboot.env", FSType: "ext4"}}}
 	apply := func(t *testing.T, set map[string]string) {
 		t.Helper()
-		s, err := Open(board, boards.Resolver{}, "uboot", "")
+		s, err := Open(board, boards.Resolver{}, Target{Name: "uboot"})
 		if err != nil {
 			t.Fatalf("Open = %v", err)
 		}
@@ -177,7 +177,7 @@ func TestFileInFilesystem(t *testing.T) {
 	}
 	get := func(t *testing.T, name string) string {
 		t.Helper()
-		s, err := Open(board, boards.Resolver{}, "uboot", "")
+		s, err := Open(board, boards.Resolver{}, Target{Name: "uboot"})
 		if err != nil {
 			t.Fatalf("Open = %v", err)
 		}
@@ -371,10 +371,10 @@ func TestVMEnvFAT(t *testing.T) {
 		Memory: 256,
 		Drives: []vm.Drive{{Path: disk}},
 	})
-	if err := v.ExpectString("fatenv: done", 45*time.Second); err != nil {
+	if err := v.ExpectString("fatenv: done", 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.WaitTimeout(20 * time.Second); err != nil {
+	if err := v.WaitTimeout(2 * time.Minute); err != nil {
 		t.Errorf("QEMU did not power off: %v", err)
 	}
 	t.Logf("boot and commands took %v", time.Since(start).Round(time.Millisecond))

@@ -69,6 +69,9 @@ type Profile struct {
 	// Recovery is the bootloader contract of the rescue: transaction
 	// marker, boot counter, state partitions, button (recovery.go).
 	Recovery *Recovery `json:"recovery,omitempty"`
+	// Web configures the rescue's recovery web page: when it is served,
+	// and the password that opens it (web.go).
+	Web *Web `json:"web,omitempty"`
 }
 
 // Watchdog is the hardware watchdog the rescue keeps fed.
@@ -378,6 +381,11 @@ func (p *Profile) Validate() error {
 	}
 	if f := p.SecurityVersionFile; f != "" && !strings.HasPrefix(f, "/") {
 		return bad("security_version_file %q is not absolute", f)
+	}
+	if p.Web != nil {
+		if err := p.Web.validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -47,10 +47,20 @@ func (p Place) String() string {
 }
 
 // Resolver finds storage devices on the running system. The zero value
-// looks in /sys and /dev; tests point it at a fake tree.
+// looks in /sys and /dev, as the rescue on the board does; tests point it
+// at a fake tree.
 type Resolver struct {
 	SysRoot string // default "/sys"
 	DevRoot string // default "/dev"
+	// Given are storage devices and targets given by name (the command
+	// line's --target NAME=PATH): they win over the profile.
+	Given map[string]string
+	// Host says the resolver runs on a host that writes a board's
+	// storage (an image file, an SD card in a reader, a loop device), not
+	// on the board: it never picks a device, path or flash from the
+	// profile, only Given ones. The profile's /dev/vda or /dev/mtd1 on a
+	// host are the host's own.
+	Host bool
 }
 
 func (r Resolver) sys() string {
@@ -79,6 +89,9 @@ func (p *Profile) Device(name string) (string, error) { return Resolver{}.Device
 // Resolve is Profile.Resolve with r's view of the system.
 func (r Resolver) Resolve(p *Profile, name string) (Place, error) {
 	if t, ok := p.Targets[name]; ok {
+		if r.Host && (t.Kind() != KindBlock || t.Path != "") {
+			return Place{}, fmt.Errorf("%w: target %q is %s on the board; %s", ErrNoDevice, name, Place{Name: name, Path: t.Path, Flash: flashOf(t)}, r.hostHint(name))
+		}
 		if t.Kind() != KindBlock {
 			return Place{Name: name, Flash: &t}, nil
 		}
@@ -109,6 +122,12 @@ func (r Resolver) Device(p *Profile, name string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w: no storage device %q in board profile %s", ErrUnknownTarget, name, p.Name)
 	}
+	if g, ok := r.Given[name]; ok {
+		return g, nil
+	}
+	if r.Host {
+		return "", fmt.Errorf("%w: storage device %q of board %s: %s", ErrNoDevice, name, p.Name, r.hostHint(name))
+	}
 	for _, c := range s.Paths {
 		if _, err := os.Stat(c); err == nil {
 			return c, nil
@@ -131,6 +150,19 @@ func (r Resolver) Device(p *Profile, name string) (string, error) {
 		tried += "sysfs match"
 	}
 	return "", fmt.Errorf("%w: %q (tried %s)", ErrNoDevice, name, tried)
+}
+
+// hostHint says what a host needs to be given instead of the profile's
+// place for name.
+func (r Resolver) hostHint(name string) string {
+	return fmt.Sprintf("on a host, Lifeboat never uses the profile's devices: name it (install: --target %s=PATH; env: --storage %s=PATH), or give --on-device on the board itself", name, name)
+}
+
+func flashOf(t TargetSpec) *TargetSpec {
+	if t.Kind() == KindBlock {
+		return nil
+	}
+	return &t
 }
 
 func (r Resolver) match(m *Match) (string, error) {

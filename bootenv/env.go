@@ -53,6 +53,10 @@ type Store interface {
 	// changed. A refused change (bad name, too full, no valid copy) returns
 	// its error before anything is written.
 	Apply(set map[string]string, unset []string) error
+	// Check is Apply without the save: what Apply would refuse now, Check
+	// refuses, and nothing is written. An install checks its env steps so
+	// before its first write.
+	Check(set map[string]string, unset []string) error
 	// New returns an empty Env sized for this store, for blank storage.
 	New() Env
 	// Close releases the devices the store opened.
@@ -61,14 +65,39 @@ type Store interface {
 
 // apply is Store.Apply for every store.
 func apply(s Store, set map[string]string, unset []string) error {
-	env, err := s.Load()
-	if err != nil {
+	env, changed, err := change(s, set, unset)
+	if err != nil || !changed {
+		return err // spare the flash a write that changes nothing
+	}
+	return s.Save(env)
+}
+
+// check is Store.Check for every store: the changes must fit an empty
+// environment of the store's kind and size (names and values the format
+// can hold, and room), then the one stored now.
+func check(s Store, set map[string]string, unset []string) error {
+	if _, _, err := changeEnv(s.New(), set, unset); err != nil {
 		return err
 	}
+	_, _, err := change(s, set, unset)
+	return err
+}
+
+// change loads s and makes the changes in memory.
+func change(s Store, set map[string]string, unset []string) (Env, bool, error) {
+	env, err := s.Load()
+	if err != nil {
+		return nil, false, err
+	}
+	return changeEnv(env, set, unset)
+}
+
+// changeEnv makes the changes to env.
+func changeEnv(env Env, set map[string]string, unset []string) (Env, bool, error) {
 	before := env.Vars()
 	for _, name := range unset {
 		if err := env.Unset(name); err != nil {
-			return err
+			return nil, false, err
 		}
 	}
 	// Shrinking changes first, then the rest by growing size: every step is
@@ -87,14 +116,30 @@ func apply(s Store, set map[string]string, unset []string) error {
 	})
 	for _, name := range names {
 		if err := env.Set(name, set[name]); err != nil {
-			return err
+			return nil, false, err
 		}
 	}
-	if maps.Equal(before, env.Vars()) {
-		return nil // spare the flash a write that changes nothing
-	}
-	return s.Save(env)
+	return env, !maps.Equal(before, env.Vars()), nil
 }
+
+// OrNew returns s, except that an environment with no valid copy (blank
+// storage, or a corrupt one) loads as a new, empty one: a factory install
+// creates the environment of a blank board instead of refusing it. A board
+// whose factory image never wrote its environment cannot count boots.
+func OrNew(s Store) Store { return orNew{s} }
+
+type orNew struct{ Store }
+
+func (s orNew) Load() (Env, error) {
+	env, err := s.Store.Load()
+	if errors.Is(err, ErrBadCRC) || errors.Is(err, ErrCorrupt) {
+		return s.Store.New(), nil
+	}
+	return env, err
+}
+
+func (s orNew) Apply(set map[string]string, unset []string) error { return apply(s, set, unset) }
+func (s orNew) Check(set map[string]string, unset []string) error { return check(s, set, unset) }
 
 // vars is an ordered variable list: the order read from storage is kept on
 // save so that an unchanged env is written back byte for byte.

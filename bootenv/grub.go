@@ -243,6 +243,11 @@ func (s *GRUBStore) Apply(set map[string]string, unset []string) error {
 	return apply(s, set, unset)
 }
 
+// Check loads and changes in memory; see Store.
+func (s *GRUBStore) Check(set map[string]string, unset []string) error {
+	return check(s, set, unset)
+}
+
 // New returns an empty block.
 func (s *GRUBStore) New() Env { return NewGRUBEnv() }
 

@@ -271,6 +271,11 @@ func (s *UBootStore) Apply(set map[string]string, unset []string) error {
 	return apply(s, set, unset)
 }
 
+// Check loads and changes in memory; see Store.
+func (s *UBootStore) Check(set map[string]string, unset []string) error {
+	return check(s, set, unset)
+}
+
 // Close closes the devices Open opened.
 func (s *UBootStore) Close() error {
 	var errs []error

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/pierrec/lz4/v4"
 )
@@ -46,6 +47,11 @@ type Chunk struct {
 	Encoding      Encoding //
 	PayloadOffset uint64   // offset of the stored bytes from the payload start
 	StoredSize    uint32   // stored bytes in the payload (0 for zero chunks)
+
+	// zeroHash is set by the Reader on zero chunks whose Hash it has
+	// checked to be the SHA-256 of Size zero bytes, so that Matches and
+	// Decode may compare bytes with zero instead of hashing them.
+	zeroHash bool
 }
 
 // index record layout, little-endian:
@@ -102,7 +108,13 @@ func (c *Chunk) Decode(stored, dst []byte) ([]byte, error) {
 	dst = dst[:c.Size]
 	switch c.Encoding {
 	case EncodingZero:
+		if len(stored) != 0 {
+			return nil, fmt.Errorf("%w: %v: %d stored bytes for a zero chunk", ErrChecksum, c, len(stored))
+		}
 		clear(dst)
+		if c.zeroHash {
+			return dst, nil
+		}
 	case EncodingRaw:
 		if len(stored) != int(c.Size) {
 			return nil, fmt.Errorf("%w: %v: %d stored bytes for a raw chunk", ErrChecksum, c, len(stored))
@@ -129,14 +141,42 @@ func (c *Chunk) Decode(stored, dst []byte) ([]byte, error) {
 
 // Matches reports whether data holds exactly the chunk's uncompressed bytes.
 // It is how skip-unchanged and verification compare a target with a bundle.
+// A zero chunk from a Reader is compared with zero bytes, which is faster
+// than hashing and the same, since the Reader has checked its hash; any
+// other chunk is compared by its hash, whatever its encoding says.
 func (c *Chunk) Matches(data []byte) bool {
 	if len(data) != int(c.Size) {
 		return false
 	}
-	if c.Encoding == EncodingZero {
+	if c.Encoding == EncodingZero && c.zeroHash {
 		return isZero(data)
 	}
 	return sha256.Sum256(data) == c.Hash
+}
+
+// zeroHashes returns the SHA-256 of n zero bytes for each n in sizes,
+// hashing the zeros once, up to the largest size: Sum does not change the
+// running hash, so each size's hash is taken on the way.
+func zeroHashes(sizes map[uint32]bool) map[uint32][32]byte {
+	ns := make([]uint32, 0, len(sizes))
+	for n := range sizes {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	out := make(map[uint32][32]byte, len(ns))
+	h := sha256.New()
+	var done uint32
+	for _, n := range ns {
+		for done < n {
+			k := min(n-done, uint32(len(zeroPage)))
+			h.Write(zeroPage[:k])
+			done += k
+		}
+		var sum [32]byte
+		h.Sum(sum[:0])
+		out[n] = sum
+	}
+	return out
 }
 
 var zeroPage [64 << 10]byte

@@ -12,11 +12,36 @@ const Magic = "LIFEBOAT"
 // HeaderSize is the size of the fixed header at the start of a bundle.
 const HeaderSize = 64
 
-// Limits on the variable-size sections, so that a corrupt or hostile header
-// cannot make a reader allocate without bound before anything is verified.
+// Limits on the variable-size sections, so that a corrupt or hostile
+// bundle cannot make a reader allocate without bound: the manifest and
+// signature block are read before anything is verified, and even a
+// manifest a trusted key signed may come from a broken build pipeline.
+// What a reader holds is bounded by these, whatever the input, and it
+// allocates no more than the bytes that have actually arrived.
 const (
 	MaxManifestSize  = 16 << 20
 	MaxSignatureSize = 1 << 20
+
+	// MaxManifestValues bounds the JSON values (objects, arrays, strings,
+	// numbers...) of a manifest, and so the memory its decoding takes.
+	// A real manifest holds a few hundred.
+	MaxManifestValues = 1 << 16
+
+	// MaxSignatures bounds the signatures of a signature block.
+	MaxSignatures = 16
+
+	// MaxChunks bounds the chunks of a bundle, and so what a reader holds
+	// of the index: a chunk list of 20 MiB at most (80 bytes a chunk),
+	// read from 12 MiB of index. That is 256 GiB of images at the default
+	// chunk size, 16 TiB at the largest; a small rescue system keeps most
+	// of its memory for the install.
+	MaxChunks = 1 << 18
+
+	// MaxIndexSize is the largest chunk index.
+	MaxIndexSize = MaxChunks * IndexEntrySize
+
+	// MaxPayloadSize is the largest payload.
+	MaxPayloadSize = 1 << 62
 )
 
 // header is the fixed 64-byte start of a bundle. All integers are
@@ -73,6 +98,9 @@ func parseHeader(b []byte) (*header, error) {
 	if f := binary.LittleEndian.Uint32(b[12:]); f != 0 {
 		return nil, fmt.Errorf("%w: unknown header flags %#x", ErrFormat, f)
 	}
+	if !isZero(b[40:60]) {
+		return nil, fmt.Errorf("%w: reserved header bytes are not zero", ErrFormat)
+	}
 	h := &header{
 		ManifestSize:  binary.LittleEndian.Uint32(b[16:]),
 		SignatureSize: binary.LittleEndian.Uint32(b[20:]),
@@ -84,10 +112,10 @@ func parseHeader(b []byte) (*header, error) {
 		return nil, fmt.Errorf("%w: manifest size %d out of range", ErrFormat, h.ManifestSize)
 	case h.SignatureSize == 0 || h.SignatureSize > MaxSignatureSize:
 		return nil, fmt.Errorf("%w: signature block size %d out of range", ErrFormat, h.SignatureSize)
-	case h.IndexSize%IndexEntrySize != 0:
-		return nil, fmt.Errorf("%w: index size %d", ErrFormat, h.IndexSize)
-	case h.PayloadSize > 1<<62 || h.IndexSize > 1<<40:
-		return nil, fmt.Errorf("%w: sizes out of range", ErrFormat)
+	case h.IndexSize%IndexEntrySize != 0 || h.IndexSize > MaxIndexSize:
+		return nil, fmt.Errorf("%w: index size %d: want a multiple of %d, at most %d", ErrFormat, h.IndexSize, IndexEntrySize, MaxIndexSize)
+	case h.PayloadSize > MaxPayloadSize:
+		return nil, fmt.Errorf("%w: payload size %d, at most %d", ErrFormat, h.PayloadSize, uint64(MaxPayloadSize))
 	}
 	return h, nil
 }

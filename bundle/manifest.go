@@ -1,10 +1,14 @@
 package bundle
 
 import (
-	"encoding/hex"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strings"
+	"time"
+	"unicode"
 )
 
 // FormatVersion is the manifest format this package reads and writes.
@@ -89,6 +93,9 @@ type Step struct {
 	// StepEnv
 	Set   map[string]string `json:"set,omitempty"`
 	Unset []string          `json:"unset,omitempty"`
+	// Create starts an empty environment where the device has none
+	// with a valid copy (a blank board), instead of refusing the step.
+	Create bool `json:"create,omitempty"`
 
 	// StepWipe
 	Mode string `json:"mode,omitempty"`
@@ -140,100 +147,317 @@ func (m *Manifest) CompatibleWith(board, revision string) bool {
 	return false
 }
 
-// Validate checks the manifest's internal consistency. The Reader calls it
-// after the signature has verified and before handing the manifest out, so
-// code that gets a Manifest from a Reader never sees an inconsistent one.
+// StepError is a step that no device could carry out: it names the step
+// and wraps ErrFormat and the reason, which may be a *PartitionError or
+// an *EnvVarError.
+type StepError struct {
+	Step   int // 1-based
+	Type   StepType
+	Target string
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("%v: step %d (%s %s): %v", ErrFormat, e.Step, Printable(string(e.Type)), Printable(e.Target), e.Err)
+}
+
+// Unwrap returns ErrFormat and the reason.
+func (e *StepError) Unwrap() []error { return []error{ErrFormat, e.Err} }
+
+// EnvVarError is a variable of an env step that a bootloader environment
+// cannot hold.
+type EnvVarError struct {
+	Name string
+	Err  error
+}
+
+func (e *EnvVarError) Error() string {
+	return fmt.Sprintf("variable %s: %v", Printable(e.Name), e.Err)
+}
+
+func (e *EnvVarError) Unwrap() error { return e.Err }
+
+// Validate checks the manifest's internal consistency and that every step
+// could be carried out by some device: everything that can be known
+// without the device. The Reader calls it after the signature has
+// verified and before handing the manifest out, so code that gets a
+// Manifest from a Reader never sees an inconsistent one, and a bundle made
+// by another tool is held to the same rules as one made by the Writer.
+// Arithmetic on sizes is checked for overflow: every size, offset and
+// their sums fit an int64.
 func (m *Manifest) Validate() error {
-	if m.Format != FormatVersion {
-		return fmt.Errorf("%w: manifest format %d, want %d", ErrFormat, m.Format, FormatVersion)
+	if err := m.validateHead(); err != nil {
+		return err
 	}
-	if m.Product == "" {
-		return fmt.Errorf("%w: manifest has no product", ErrFormat)
+	if err := m.validateImages(); err != nil {
+		return err
 	}
-	if len(m.Compatible) == 0 {
-		return fmt.Errorf("%w: manifest names no compatible board", ErrFormat)
+	written := map[string]int{}
+	for i := range m.Steps {
+		s := &m.Steps[i]
+		if err := s.validate(m, i); err != nil {
+			return &StepError{Step: i + 1, Type: s.Type, Target: s.Target, Err: err}
+		}
+		if s.Type == StepImage {
+			if j, ok := written[s.Image]; ok {
+				return &StepError{Step: i + 1, Type: s.Type, Target: s.Target,
+					Err: fmt.Errorf("image %s is written by step %d too; an image is written by one step (the stream order is the step order)", Printable(s.Image), j)}
+			}
+			written[s.Image] = i + 1
+		}
 	}
-	if m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize || bits.OnesCount32(m.ChunkSize) != 1 {
-		return fmt.Errorf("%w: chunk size %d is not a power of two in [%d, %d]", ErrFormat, m.ChunkSize, MinChunkSize, MaxChunkSize)
-	}
-	if m.IndexSize%IndexEntrySize != 0 {
-		return fmt.Errorf("%w: index size %d is not a multiple of %d", ErrFormat, m.IndexSize, IndexEntrySize)
-	}
-	if b, err := hex.DecodeString(m.IndexSHA256); err != nil || len(b) != 32 {
-		return fmt.Errorf("%w: bad index_sha256 %q", ErrFormat, m.IndexSHA256)
-	}
-	entries := m.IndexSize / IndexEntrySize
-	var next uint64
-	names := map[string]bool{}
 	for _, im := range m.Images {
-		if im.Name == "" || names[im.Name] {
-			return fmt.Errorf("%w: image name %q empty or repeated", ErrFormat, im.Name)
-		}
-		names[im.Name] = true
-		want := (im.Size + uint64(m.ChunkSize) - 1) / uint64(m.ChunkSize)
-		if im.Chunks != want {
-			return fmt.Errorf("%w: image %q: %d chunks, want %d for %d bytes", ErrFormat, im.Name, im.Chunks, want, im.Size)
-		}
-		if im.FirstChunk != next {
-			return fmt.Errorf("%w: image %q: first chunk %d, want %d", ErrFormat, im.Name, im.FirstChunk, next)
-		}
-		next += im.Chunks
-		if b, err := hex.DecodeString(im.SHA256); err != nil || len(b) != 32 {
-			return fmt.Errorf("%w: image %q: bad sha256 %q", ErrFormat, im.Name, im.SHA256)
-		}
-	}
-	if next != entries {
-		return fmt.Errorf("%w: images cover %d chunks, index holds %d", ErrFormat, next, entries)
-	}
-	for i, s := range m.Steps {
-		if err := s.validate(m); err != nil {
-			return fmt.Errorf("%w: step %d (%s): %v", ErrFormat, i+1, s.Type, err)
+		if _, ok := written[im.Name]; !ok {
+			return &FieldError{Field: "images", Image: im.Name, Err: errors.New("written by no step")}
 		}
 	}
 	return nil
 }
 
-func (s *Step) validate(m *Manifest) error {
+// FieldError is a field of a manifest whose value no reader accepts. It
+// wraps ErrFormat and the reason.
+type FieldError struct {
+	Field string // its JSON name: "product", "compatible", "images"...
+	Image string // for a field of an image, the image's name
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if e.Image != "" {
+		return fmt.Sprintf("%v: image %s: %v", ErrFormat, Printable(e.Image), e.Err)
+	}
+	return fmt.Sprintf("%v: %v", ErrFormat, e.Err)
+}
+
+// Unwrap returns ErrFormat and the reason.
+func (e *FieldError) Unwrap() []error { return []error{ErrFormat, e.Err} }
+
+func fieldErr(field, format string, a ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, a...)}
+}
+
+func (m *Manifest) validateHead() error {
+	if m.Format != FormatVersion {
+		return fieldErr("format", "manifest format %d, want %d", m.Format, FormatVersion)
+	}
+	if m.Product == "" {
+		return fieldErr("product", "manifest has no product")
+	}
+	if !isPrintable(m.Product) {
+		return fieldErr("product", "product %s holds characters that are not printable", Printable(m.Product))
+	}
+	if !isPrintable(m.Version) {
+		return fieldErr("version", "version %s holds characters that are not printable", Printable(m.Version))
+	}
+	if len(m.Compatible) == 0 {
+		return fieldErr("compatible", "manifest names no compatible board")
+	}
+	for _, c := range m.Compatible {
+		if n, _, _ := strings.Cut(c, ":"); n == "" || !isPrintable(c) {
+			return fieldErr("compatible", "compatible board %s: want name or name:revision, printable", Printable(c))
+		}
+	}
+	if m.Created != "" {
+		if _, err := time.Parse(time.RFC3339, m.Created); err != nil {
+			return fieldErr("created", "created %s is not an RFC 3339 time", Printable(m.Created))
+		}
+	}
+	for _, r := range m.Description {
+		if r != '\n' && r != '\t' && !unicode.IsPrint(r) {
+			return fieldErr("description", "description holds %U, which is not printable", r)
+		}
+	}
+	if m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize || bits.OnesCount32(m.ChunkSize) != 1 {
+		return fieldErr("chunk_size", "chunk size %d is not a power of two in [%d, %d]", m.ChunkSize, MinChunkSize, MaxChunkSize)
+	}
+	if m.IndexSize%IndexEntrySize != 0 || m.IndexSize > MaxIndexSize {
+		return fieldErr("index_size", "index size %d: want a multiple of %d, at most %d (%d chunks)", m.IndexSize, IndexEntrySize, MaxIndexSize, MaxChunks)
+	}
+	if !isHash(m.IndexSHA256) {
+		return fieldErr("index_sha256", "index_sha256 %s is not 64 lower-case hex digits", Printable(m.IndexSHA256))
+	}
+	if m.PayloadSize > MaxPayloadSize {
+		return fieldErr("payload_size", "payload size %d, at most %d", m.PayloadSize, uint64(MaxPayloadSize))
+	}
+	return nil
+}
+
+func (m *Manifest) validateImages() error {
+	entries := m.IndexSize / IndexEntrySize
+	cs := uint64(m.ChunkSize)
+	var next uint64
+	names := map[string]bool{}
+	for _, im := range m.Images {
+		ierr := func(format string, a ...any) error {
+			return &FieldError{Field: "images", Image: im.Name, Err: fmt.Errorf(format, a...)}
+		}
+		if im.Name == "" || !isPrintable(im.Name) {
+			return ierr("image name %s: want a printable name", Printable(im.Name))
+		}
+		if names[im.Name] {
+			return ierr("image name repeated")
+		}
+		names[im.Name] = true
+		if im.Size > math.MaxInt64 {
+			return ierr("size %d beyond any device", im.Size)
+		}
+		// Without the overflow that (size + cs - 1) / cs has near 2^64.
+		want := im.Size / cs
+		if im.Size%cs != 0 {
+			want++
+		}
+		if im.Chunks != want {
+			return ierr("%d chunks, want %d for %d bytes", im.Chunks, want, im.Size)
+		}
+		if im.FirstChunk != next {
+			return ierr("first chunk %d, want %d", im.FirstChunk, next)
+		}
+		if im.Chunks > entries-next {
+			return ierr("chunks %d to %d, the index holds %d", next, next+im.Chunks, entries)
+		}
+		next += im.Chunks
+		if !isHash(im.SHA256) {
+			return ierr("sha256 %s is not 64 lower-case hex digits", Printable(im.SHA256))
+		}
+	}
+	if next != entries {
+		return fieldErr("index_size", "images cover %d chunks, index holds %d", next, entries)
+	}
+	return nil
+}
+
+// isHash reports whether s is a SHA-256 as the format writes it: 64
+// lower-case hex digits.
+func isHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// validate checks step i of m.
+func (s *Step) validate(m *Manifest, i int) error {
 	if s.Target == "" {
-		return fmt.Errorf("no target")
+		return errors.New("no target")
+	}
+	if !isPrintable(s.Target) {
+		return errors.New("the target name holds characters that are not printable")
+	}
+	// Fields of another step type mean the step is not what its author
+	// thinks it is.
+	var extra []string
+	if s.Type != StepImage && (s.Image != "" || s.Offset != 0 || s.Verify) {
+		extra = append(extra, "image, offset, verify")
+	}
+	if s.Type != StepPartition && s.Table != nil {
+		extra = append(extra, "table")
+	}
+	if s.Type != StepEnv && (s.Set != nil || s.Unset != nil) {
+		extra = append(extra, "set, unset")
+	}
+	if s.Type != StepWipe && s.Mode != "" {
+		extra = append(extra, "mode")
+	}
+	if len(extra) > 0 && s.Type.known() {
+		return fmt.Errorf("fields %s do not apply to a %s step", strings.Join(extra, "; "), s.Type)
 	}
 	switch s.Type {
 	case StepImage:
-		if m.Image(s.Image) == nil {
-			return fmt.Errorf("image %q is not in the bundle", s.Image)
+		im := m.Image(s.Image)
+		if im == nil {
+			return fmt.Errorf("image %s is not in the bundle", Printable(s.Image))
+		}
+		if s.Offset > math.MaxInt64-im.Size {
+			return fmt.Errorf("image %s of %d bytes at offset %d: beyond any device", Printable(s.Image), im.Size, s.Offset)
+		}
+		// A partition of a table an earlier step writes, of a fixed
+		// size: the image must fit it on every disk.
+		for j := i - 1; j >= 0; j-- {
+			ps := &m.Steps[j]
+			if ps.Type != StepPartition || ps.Table == nil {
+				continue
+			}
+			if p := ps.Table.find(s.Target); p != nil {
+				if p.Size != 0 && s.Offset+im.Size > p.Size {
+					return fmt.Errorf("image %s of %d bytes at offset %d does not fit partition %s of %d bytes (step %d)",
+						Printable(s.Image), im.Size, s.Offset, Printable(p.Name), p.Size, j+1)
+				}
+				break
+			}
 		}
 	case StepPartition:
 		if s.Table == nil {
-			return fmt.Errorf("no table")
+			return errors.New("no table")
 		}
-		if s.Table.Type != "gpt" && s.Table.Type != "mbr" {
-			return fmt.Errorf("table type %q, want gpt or mbr", s.Table.Type)
-		}
-		if len(s.Table.Partitions) == 0 {
-			return fmt.Errorf("table has no partitions")
-		}
-		for i, p := range s.Table.Partitions {
-			if p.Size == 0 && i != len(s.Table.Partitions)-1 {
-				return fmt.Errorf("partition %q: size 0 (rest of disk) is allowed on the last partition only", p.Name)
-			}
-		}
+		return s.Table.Validate()
 	case StepEnv:
-		for k := range s.Set {
-			if k == "" || strings.ContainsAny(k, "=\x00") {
-				return fmt.Errorf("bad variable name %q", k)
+		set := map[string]bool{}
+		for k, v := range s.Set {
+			if err := checkEnvName(k); err != nil {
+				return &EnvVarError{Name: k, Err: err}
 			}
+			if strings.IndexByte(v, 0) >= 0 {
+				return &EnvVarError{Name: k, Err: errors.New("the value holds a NUL byte, which ends it in every environment")}
+			}
+			set[k] = true
 		}
+		unset := map[string]bool{}
 		for _, k := range s.Unset {
-			if k == "" || strings.ContainsAny(k, "=\x00") {
-				return fmt.Errorf("bad variable name %q", k)
+			if err := checkEnvName(k); err != nil {
+				return &EnvVarError{Name: k, Err: err}
 			}
+			if set[k] {
+				return &EnvVarError{Name: k, Err: errors.New("both set and unset")}
+			}
+			if unset[k] {
+				return &EnvVarError{Name: k, Err: errors.New("unset twice")}
+			}
+			unset[k] = true
 		}
 	case StepWipe:
 		if s.Mode != "" && s.Mode != WipeQuick && s.Mode != WipeFull {
-			return fmt.Errorf("wipe mode %q, want %q or %q", s.Mode, WipeQuick, WipeFull)
+			return fmt.Errorf("wipe mode %s, want %q or %q", Printable(s.Mode), WipeQuick, WipeFull)
 		}
 	default:
-		return fmt.Errorf("unknown step type")
+		return fmt.Errorf("unknown step type %s (want image, partition, env or wipe)", Printable(string(s.Type)))
+	}
+	return nil
+}
+
+func (t StepType) known() bool {
+	switch t {
+	case StepImage, StepPartition, StepEnv, StepWipe:
+		return true
+	}
+	return false
+}
+
+// checkEnvName refuses a variable name that some bootloader environment
+// cannot hold, since a bundle does not know which kind its target is:
+// '=' ends a name in both U-Boot's and GRUB's, a NUL ends it, a newline
+// ends a GRUB line, and a leading '#' makes a GRUB line a comment.
+// Values may hold anything but NUL: GRUB's block escapes a newline in a
+// value with a backslash, as grub-editenv does, and U-Boot's is
+// NUL-separated.
+func checkEnvName(k string) error {
+	switch {
+	case k == "":
+		return errors.New("empty name")
+	case strings.IndexByte(k, 0) >= 0:
+		return errors.New("the name holds a NUL byte")
+	case strings.ContainsAny(k, "\n\r"):
+		return errors.New("the name holds a line break")
+	case strings.IndexByte(k, '=') >= 0:
+		return errors.New("the name holds '='")
+	case k[0] == '#':
+		return errors.New("the name starts with '#', a comment in a GRUB environment")
+	case !isPrintable(k):
+		return errors.New("the name holds characters that are not printable")
 	}
 	return nil
 }

@@ -1,13 +1,13 @@
 package bundle
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 )
 
 // Reader reads a bundle. NewReader and NewReaderAt check the signature, the
@@ -41,10 +41,11 @@ type Reader struct {
 
 // NewReader reads a bundle from a stream, front to back. The header,
 // manifest, signatures and index are read and checked before it returns;
-// payload chunks must then be read in payload order.
+// payload chunks must then be read in payload order. Memory grows with the
+// bytes that arrive, never with a size the bundle claims.
 func NewReader(r io.Reader, trust *TrustStore) (*Reader, error) {
 	br := &Reader{r: r}
-	if err := br.open(trust, func(off uint64, b []byte) error { return readFull(r, b) }); err != nil {
+	if err := br.open(trust, func(off uint64, b []byte) error { return readFull(r, b) }, -1); err != nil {
 		return nil, err
 	}
 	return br, nil
@@ -52,10 +53,17 @@ func NewReader(r io.Reader, trust *TrustStore) (*Reader, error) {
 
 // NewReaderAt reads a bundle with random access (a file, an HTTP Range
 // reader). size is the bundle's size; a smaller size than the header
-// announces is reported as ErrTruncated at once.
+// announces is reported as ErrTruncated at once, before anything is
+// allocated for the sections.
 func NewReaderAt(ra io.ReaderAt, size int64, trust *TrustStore) (*Reader, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("%w: size %d", ErrTruncated, size)
+	}
 	br := &Reader{ra: ra}
 	err := br.open(trust, func(off uint64, b []byte) error {
+		if off > math.MaxInt64-uint64(len(b)) {
+			return fmt.Errorf("%w: offset %d", ErrFormat, off)
+		}
 		n, err := ra.ReadAt(b, int64(off))
 		if n == len(b) {
 			return nil
@@ -64,37 +72,25 @@ func NewReaderAt(ra io.ReaderAt, size int64, trust *TrustStore) (*Reader, error)
 			err = io.ErrUnexpectedEOF
 		}
 		return wrapEOF(err)
-	})
+	}, size)
 	if err != nil {
 		return nil, err
-	}
-	if want := br.hdr.payloadOffset() + br.hdr.PayloadSize; uint64(size) < want {
-		return nil, fmt.Errorf("%w: %d bytes, the bundle needs %d", ErrTruncated, size, want)
 	}
 	return br, nil
 }
 
-// readAt is the sequential or random read used while opening.
+// readAtFunc is the sequential or random read used while opening: it
+// fills b with the bytes at off.
 type readAtFunc func(off uint64, b []byte) error
 
-func (br *Reader) open(trust *TrustStore, read readAtFunc) error {
-	hb := make([]byte, HeaderSize)
-	if err := read(0, hb); err != nil {
-		return fmt.Errorf("reading header: %w", err)
-	}
-	h, err := parseHeader(hb)
+// open reads and checks everything before the payload. size is the
+// bundle's size, or -1 for a stream of unknown length.
+func (br *Reader) open(trust *TrustStore, read readAtFunc, size int64) error {
+	h, mb, sb, err := readHead(read, size)
 	if err != nil {
 		return err
 	}
 	br.hdr = h
-	mb := make([]byte, h.ManifestSize)
-	if err := read(HeaderSize, mb); err != nil {
-		return fmt.Errorf("reading manifest: %w", err)
-	}
-	sb := make([]byte, h.SignatureSize)
-	if err := read(HeaderSize+uint64(h.ManifestSize), sb); err != nil {
-		return fmt.Errorf("reading signatures: %w", err)
-	}
 	// Authenticate before parsing: nothing in the manifest is looked at
 	// until a trusted key's signature over its exact bytes has verified.
 	signers, err := trust.verify(mb, sb)
@@ -109,14 +105,7 @@ func (br *Reader) open(trust *TrustStore, read readAtFunc) error {
 		return fmt.Errorf("%w: header sizes (index %d, payload %d) differ from the signed manifest (%d, %d)",
 			ErrFormat, h.IndexSize, h.PayloadSize, m.IndexSize, m.PayloadSize)
 	}
-	ib := make([]byte, h.IndexSize)
-	if err := read(HeaderSize+uint64(h.ManifestSize)+uint64(h.SignatureSize), ib); err != nil {
-		return fmt.Errorf("reading chunk index: %w", err)
-	}
-	if sum := sha256.Sum256(ib); hex.EncodeToString(sum[:]) != m.IndexSHA256 {
-		return fmt.Errorf("%w: chunk index does not match the signed manifest", ErrChecksum)
-	}
-	chunks, err := parseIndex(m, ib)
+	chunks, err := readIndex(read, m, HeaderSize+uint64(h.ManifestSize)+uint64(h.SignatureSize), size >= 0)
 	if err != nil {
 		return err
 	}
@@ -124,10 +113,64 @@ func (br *Reader) open(trust *TrustStore, read readAtFunc) error {
 	return nil
 }
 
+// readHead reads the header, the manifest and the signature block. With
+// a known size, every section the header announces must fit in it before
+// anything is allocated for them; on a stream, the sections are read as
+// they arrive, so a short stream that claims a large manifest costs only
+// what it holds.
+func readHead(read readAtFunc, size int64) (*header, []byte, []byte, error) {
+	hb := make([]byte, HeaderSize)
+	if err := read(0, hb); err != nil {
+		return nil, nil, nil, fmt.Errorf("reading header: %w", err)
+	}
+	h, err := parseHeader(hb)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// No overflow: every term is bounded by parseHeader.
+	if want := h.payloadOffset() + h.PayloadSize; size >= 0 && uint64(size) < want {
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes, the bundle needs %d", ErrTruncated, size, want)
+	}
+	mb, err := readSection(read, HeaderSize, uint64(h.ManifestSize), size >= 0)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	sb, err := readSection(read, HeaderSize+uint64(h.ManifestSize), uint64(h.SignatureSize), size >= 0)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading signatures: %w", err)
+	}
+	return h, mb, sb, nil
+}
+
+// sectionStep is how much of a section is read at a time when its size
+// has not been checked against the source's: the buffer then grows with
+// the bytes that have arrived.
+const sectionStep = 64 << 10
+
+// readSection reads the n bytes at off. sized says that n has been
+// checked against the source's size, so the buffer can be allocated at
+// once.
+func readSection(read readAtFunc, off, n uint64, sized bool) ([]byte, error) {
+	if sized {
+		b := make([]byte, n)
+		return b, read(off, b)
+	}
+	b := make([]byte, 0, min(n, sectionStep))
+	for uint64(len(b)) < n {
+		k := min(n-uint64(len(b)), max(sectionStep, uint64(len(b))))
+		b = slices.Grow(b, int(k))
+		part := b[len(b) : len(b)+int(k)]
+		if err := read(off+uint64(len(b)), part); err != nil {
+			return nil, err
+		}
+		b = b[:len(b)+int(k)]
+	}
+	return b, nil
+}
+
 func parseManifest(b []byte) (*Manifest, error) {
 	var m Manifest
-	d := json.NewDecoder(bytes.NewReader(b))
-	if err := d.Decode(&m); err != nil {
+	if err := decodeStrict(b, &m, MaxManifestValues, true); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrFormat, err)
 	}
 	if err := m.Validate(); err != nil {
@@ -136,37 +179,131 @@ func parseManifest(b []byte) (*Manifest, error) {
 	return &m, nil
 }
 
-// parseIndex turns the index into chunks and checks that the stored chunks
-// lie back to back in payload order and fill the payload exactly, which is
-// what lets a stream be read in one pass.
+// indexBlock is how much of the index is read at a time: whole records.
+const indexBlock = 1365 * IndexEntrySize
+
+// readIndex reads the m.IndexSize bytes of index at off, a block at a
+// time, hashing and parsing as it goes, so that what it holds is the
+// chunk list (bounded by MaxChunks and by the bytes that have arrived) and
+// one block. A malformed record is reported only once the whole index
+// has matched the signed hash: an index that was changed is a checksum
+// error, not a format one. sized says the source's size has been checked,
+// so the chunk list can be allocated at once.
+func readIndex(read readAtFunc, m *Manifest, off uint64, sized bool) ([]Chunk, error) {
+	p := newIndexParser(m, sized)
+	h := sha256.New()
+	buf := make([]byte, min(m.IndexSize, indexBlock))
+	for done := uint64(0); done < m.IndexSize; {
+		b := buf[:min(m.IndexSize-done, indexBlock)]
+		if err := read(off+done, b); err != nil {
+			return nil, fmt.Errorf("reading chunk index: %w", err)
+		}
+		h.Write(b)
+		p.add(b)
+		done += uint64(len(b))
+	}
+	if hex.EncodeToString(h.Sum(nil)) != m.IndexSHA256 {
+		return nil, fmt.Errorf("%w: chunk index does not match the signed manifest", ErrChecksum)
+	}
+	return p.finish()
+}
+
+// parseIndex parses a whole index held in memory (the fuzzers' way in).
 func parseIndex(m *Manifest, ib []byte) ([]Chunk, error) {
-	chunks := make([]Chunk, 0, len(ib)/IndexEntrySize)
-	var pos uint64
-	cs := uint64(m.ChunkSize)
-	for _, im := range m.Images {
-		for i := uint64(0); i < im.Chunks; i++ {
-			n := im.FirstChunk + i
-			c := Chunk{Image: im.Name, Index: int(i), Offset: i * cs, Size: uint32(min(cs, im.Size-i*cs))}
-			if err := c.unmarshal(ib[n*IndexEntrySize : (n+1)*IndexEntrySize]); err != nil {
-				return nil, fmt.Errorf("%v: %w", &c, err)
+	if uint64(len(ib)) != m.IndexSize {
+		return nil, fmt.Errorf("%w: index of %d bytes, manifest says %d", ErrFormat, len(ib), m.IndexSize)
+	}
+	p := newIndexParser(m, true)
+	p.add(ib)
+	return p.finish()
+}
+
+// indexParser turns index records into chunks and checks that the stored
+// chunks lie back to back in payload order and fill the payload exactly,
+// which is what lets a stream be read in one pass, and that every zero
+// chunk's hash is the hash of zero bytes, so that no code that writes
+// zeros for a zero chunk writes anything but what the manifest signed.
+type indexParser struct {
+	m      *Manifest
+	chunks []Chunk
+	img    int    // image of the next record
+	i      uint64 // chunk of that image
+	pos    uint64 // payload offset of the next stored chunk
+	zeros  map[uint32]bool
+	err    error // the first malformed record
+}
+
+func newIndexParser(m *Manifest, sized bool) *indexParser {
+	n := m.IndexSize / IndexEntrySize
+	if !sized {
+		// Grow with the records that arrive.
+		n = min(n, indexBlock/IndexEntrySize)
+	}
+	return &indexParser{m: m, chunks: make([]Chunk, 0, n), zeros: map[uint32]bool{}}
+}
+
+func (p *indexParser) add(recs []byte) {
+	// Grow by doubling up to the signed count, never past it.
+	if need := len(p.chunks) + len(recs)/IndexEntrySize; need > cap(p.chunks) {
+		total := int(p.m.IndexSize / IndexEntrySize)
+		p.chunks = slices.Grow(p.chunks, min(total, max(need, 2*cap(p.chunks)))-len(p.chunks))
+	}
+	cs := uint64(p.m.ChunkSize)
+	for ; len(recs) >= IndexEntrySize && p.err == nil; recs = recs[IndexEntrySize:] {
+		for p.img < len(p.m.Images) && p.i == p.m.Images[p.img].Chunks {
+			p.img, p.i = p.img+1, 0
+		}
+		if p.img == len(p.m.Images) {
+			p.err = fmt.Errorf("%w: more index records than the images have chunks", ErrFormat)
+			return
+		}
+		im := &p.m.Images[p.img]
+		// Made in place: a Chunk on its own would escape to the heap.
+		p.chunks = append(p.chunks, Chunk{Image: im.Name, Index: int(p.i), Offset: p.i * cs, Size: uint32(min(cs, im.Size-p.i*cs))})
+		c := &p.chunks[len(p.chunks)-1]
+		p.i++
+		if err := c.unmarshal(recs[:IndexEntrySize]); err != nil {
+			p.err = fmt.Errorf("%v: %w", c, err)
+			return
+		}
+		switch {
+		case c.Encoding == EncodingZero:
+			c.PayloadOffset = p.pos
+			p.zeros[c.Size] = true
+		case c.PayloadOffset != p.pos:
+			p.err = fmt.Errorf("%w: %v stored at %d, want %d", ErrFormat, c, c.PayloadOffset, p.pos)
+		case c.Encoding == EncodingRaw && c.StoredSize != c.Size,
+			c.Encoding == EncodingLZ4 && (c.StoredSize == 0 || c.StoredSize >= c.Size):
+			p.err = fmt.Errorf("%w: %v: %d stored bytes as %v", ErrFormat, c, c.StoredSize, c.Encoding)
+		}
+		p.pos += uint64(c.StoredSize)
+	}
+}
+
+func (p *indexParser) finish() ([]Chunk, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	if n := uint64(len(p.chunks)); n != p.m.IndexSize/IndexEntrySize {
+		return nil, fmt.Errorf("%w: %d index records, manifest says %d", ErrFormat, n, p.m.IndexSize/IndexEntrySize)
+	}
+	if p.pos != p.m.PayloadSize {
+		return nil, fmt.Errorf("%w: chunks fill %d payload bytes, manifest says %d", ErrFormat, p.pos, p.m.PayloadSize)
+	}
+	if len(p.zeros) > 0 {
+		sums := zeroHashes(p.zeros)
+		for i := range p.chunks {
+			c := &p.chunks[i]
+			if c.Encoding != EncodingZero {
+				continue
 			}
-			switch {
-			case c.Encoding == EncodingZero:
-				c.PayloadOffset = pos
-			case c.PayloadOffset != pos:
-				return nil, fmt.Errorf("%w: %v stored at %d, want %d", ErrFormat, &c, c.PayloadOffset, pos)
-			case c.Encoding == EncodingRaw && c.StoredSize != c.Size,
-				c.Encoding == EncodingLZ4 && (c.StoredSize == 0 || c.StoredSize >= c.Size):
-				return nil, fmt.Errorf("%w: %v: %d stored bytes as %v", ErrFormat, &c, c.StoredSize, c.Encoding)
+			if c.Hash != sums[c.Size] {
+				return nil, fmt.Errorf("%w: %v is marked zero but its hash is not that of %d zero bytes", ErrFormat, c, c.Size)
 			}
-			pos += uint64(c.StoredSize)
-			chunks = append(chunks, c)
+			c.zeroHash = true
 		}
 	}
-	if pos != m.PayloadSize {
-		return nil, fmt.Errorf("%w: chunks fill %d payload bytes, manifest says %d", ErrFormat, pos, m.PayloadSize)
-	}
-	return chunks, nil
+	return p.chunks, nil
 }
 
 // Manifest returns the verified manifest. Callers must not modify it.
@@ -188,7 +325,7 @@ func (br *Reader) Chunks(image string) ([]Chunk, error) {
 	if im == nil {
 		return nil, fmt.Errorf("bundle: no image %q", image)
 	}
-	return br.chunks[im.FirstChunk : im.FirstChunk+im.Chunks], nil
+	return br.chunks[im.FirstChunk : im.FirstChunk+im.Chunks : im.FirstChunk+im.Chunks], nil
 }
 
 // ReadStored reads the stored (compressed, unverified) bytes of c into buf,
@@ -250,7 +387,9 @@ func (br *Reader) Next() (*Image, error) {
 
 // Read reads the current image's bytes. Every chunk is checked against its
 // hash before any of its bytes are returned; a mismatch returns an error
-// wrapping ErrChecksum.
+// wrapping ErrChecksum. The image's whole SHA-256 is not checked here (it
+// would double the hashing); a reader that wants it, as
+// lifeboat-bundle verify does, hashes what Read returns.
 func (br *Reader) Read(p []byte) (int, error) {
 	if br.img == 0 {
 		return 0, errors.New("bundle: Read before Next")
@@ -302,32 +441,27 @@ type Unverified struct {
 
 // ReadUnverified reads the header, manifest and signature block without
 // checking them against a trust store, so that a tool can show what a bundle
-// claims to be and who signed it. Nothing it returns may be acted on.
+// claims to be and who signed it. Nothing it returns may be acted on, and
+// every string in it must go through Printable before it is shown. It
+// holds to the same limits as NewReader: memory grows with the bytes that
+// arrive.
 func ReadUnverified(r io.Reader) (*Unverified, error) {
-	hb := make([]byte, HeaderSize)
-	if err := readFull(r, hb); err != nil {
-		return nil, fmt.Errorf("reading header: %w", err)
-	}
-	h, err := parseHeader(hb)
+	h, mb, sb, err := readHead(func(off uint64, b []byte) error { return readFull(r, b) }, -1)
 	if err != nil {
 		return nil, err
 	}
-	mb := make([]byte, h.ManifestSize)
-	if err := readFull(r, mb); err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	sb := make([]byte, h.SignatureSize)
-	if err := readFull(r, sb); err != nil {
-		return nil, fmt.Errorf("reading signatures: %w", err)
-	}
 	u := &Unverified{Size: h.payloadOffset() + h.PayloadSize}
-	if err := json.Unmarshal(sb, &u.Signatures); err != nil {
-		return nil, fmt.Errorf("%w: signature block: %v", ErrFormat, err)
+	blk, err := parseSignatureBlock(sb)
+	if err != nil {
+		return nil, err
 	}
+	u.Signatures = *blk
 	u.Manifest, u.ParseError = parseManifest(mb)
 	if u.Manifest == nil {
+		// Show what can be shown of a manifest that does not validate,
+		// within the same bounds.
 		var m Manifest
-		if json.Unmarshal(mb, &m) == nil {
+		if decodeStrict(mb, &m, MaxManifestValues, false) == nil {
 			u.Manifest = &m
 		}
 	}

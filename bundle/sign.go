@@ -127,7 +127,7 @@ func LoadTrustStore(paths ...string) (*TrustStore, error) {
 			}
 		}
 		for _, f := range files {
-			b, err := os.ReadFile(f)
+			b, err := ReadKeyFile(f)
 			if err != nil {
 				return nil, fmt.Errorf("bundle: trust store: %w", err)
 			}
@@ -144,15 +144,32 @@ func LoadTrustStore(paths ...string) (*TrustStore, error) {
 	return t, nil
 }
 
+// parseSignatureBlock decodes a signature block. It is not signed, so it
+// is held to fixed bounds: one JSON object and nothing after it, no key
+// twice, at most MaxSignatures signatures. Unknown fields are ignored
+// (certificates, say, for a version 1 reader): nothing in the block can
+// change what the signed manifest means.
+func parseSignatureBlock(b []byte) (*SignatureBlock, error) {
+	var blk SignatureBlock
+	// A signature is a handful of values; its certificates a few more.
+	if err := decodeStrict(b, &blk, 16*MaxSignatures, false); err != nil {
+		return nil, fmt.Errorf("%w: signature block: %v", ErrFormat, err)
+	}
+	if len(blk.Signatures) > MaxSignatures {
+		return nil, fmt.Errorf("%w: signature block holds %d signatures, at most %d", ErrFormat, len(blk.Signatures), MaxSignatures)
+	}
+	return &blk, nil
+}
+
 // verify checks the signature block against the manifest bytes and returns
 // the ids of the trusted keys whose signatures verified. Signatures by keys
 // the store does not hold are ignored; a signature by a trusted key that
 // does not verify is an error even if another one does, because it means
 // the manifest was altered or the block forged.
 func (t *TrustStore) verify(manifest, sigBlock []byte) ([]string, error) {
-	var blk SignatureBlock
-	if err := json.Unmarshal(sigBlock, &blk); err != nil {
-		return nil, fmt.Errorf("%w: signature block: %v", ErrFormat, err)
+	blk, err := parseSignatureBlock(sigBlock)
+	if err != nil {
+		return nil, err
 	}
 	if t == nil || len(t.keys) == 0 {
 		return nil, fmt.Errorf("%w: the trust store is empty", ErrUnknownKey)
@@ -162,7 +179,8 @@ func (t *TrustStore) verify(manifest, sigBlock []byte) ([]string, error) {
 	for _, s := range blk.Signatures {
 		k, ok := t.keys[s.KeyID]
 		if !ok || s.Algorithm != AlgEd25519 {
-			unknown = append(unknown, s.KeyID)
+			// The block is not signed: its key ids are shown escaped.
+			unknown = append(unknown, Printable(clip(s.KeyID, 64)))
 			continue
 		}
 		if !ed25519.Verify(k, msg, s.Value) {
@@ -174,6 +192,31 @@ func (t *TrustStore) verify(manifest, sigBlock []byte) ([]string, error) {
 		return nil, fmt.Errorf("%w: signed by [%s], trusted are [%s]", ErrUnknownKey, strings.Join(unknown, " "), strings.Join(t.KeyIDs(), " "))
 	}
 	return good, nil
+}
+
+// maxKeyFile bounds a key file: a PEM Ed25519 key is about 120 bytes.
+const maxKeyFile = 64 << 10
+
+// ReadKeyFile reads a PEM key file: a regular file of at most 64 KiB, so
+// that a path given by mistake (/dev/zero, a disk image) fails at once.
+func ReadKeyFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxKeyFile {
+		return nil, fmt.Errorf("%s: not a key file (a regular file of at most %d bytes)", path, maxKeyFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err == nil && len(b) > maxKeyFile {
+		err = fmt.Errorf("%s: larger than %d bytes", path, maxKeyFile)
+	}
+	return b, err
 }
 
 // GenerateKey makes a new Ed25519 key pair.

@@ -74,7 +74,10 @@ func (bw *Writer) AddImage(name string, r io.Reader) (*Image, error) {
 		return nil, bw.err
 	}
 	if bw.m.Image(name) != nil {
-		return nil, fmt.Errorf("bundle: image %q added twice", name)
+		return nil, fmt.Errorf("bundle: image %s added twice", Printable(name))
+	}
+	if name == "" || !isPrintable(name) {
+		return nil, fmt.Errorf("bundle: image name %s: want a printable name", Printable(name))
 	}
 	if bw.opts.ChunkSize < MinChunkSize || bw.opts.ChunkSize > MaxChunkSize || bw.opts.ChunkSize&(bw.opts.ChunkSize-1) != 0 {
 		return nil, fmt.Errorf("bundle: chunk size %d is not a power of two in [%d, %d]", bw.opts.ChunkSize, MinChunkSize, MaxChunkSize)
@@ -144,6 +147,10 @@ func (bw *Writer) AddImage(name string, r io.Reader) (*Image, error) {
 	rec := make([]byte, IndexEntrySize)
 	for j := range ordered {
 		<-j.done
+		if werr == nil && bw.nchunks+im.Chunks >= MaxChunks {
+			// A reader would refuse the index; say so now, with the way out.
+			werr = fmt.Errorf("bundle: image %s: more than %d chunks in the bundle; use a larger chunk size than %d", Printable(name), MaxChunks, bw.opts.ChunkSize)
+		}
 		if werr == nil {
 			whole.Write(j.data[:j.n])
 			c := Chunk{Hash: j.hash, Encoding: j.enc, PayloadOffset: bw.payload, StoredSize: uint32(len(j.stored))}
@@ -208,12 +215,20 @@ func (bw *Writer) Close() error {
 	if err != nil {
 		return err
 	}
+	if len(mb) > MaxManifestSize {
+		return fmt.Errorf("bundle: manifest is %d bytes, at most %d", len(mb), MaxManifestSize)
+	}
+	// What the Writer makes, its Reader must take: the same parser, with
+	// its limits, checks the bytes about to be signed.
+	if _, err := parseManifest(mb); err != nil {
+		return err
+	}
 	sb, err := signManifest(mb, bw.opts.Signers)
 	if err != nil {
 		return err
 	}
-	if len(mb) > MaxManifestSize {
-		return fmt.Errorf("bundle: manifest is %d bytes, at most %d", len(mb), MaxManifestSize)
+	if len(sb) > MaxSignatureSize || len(bw.opts.Signers) > MaxSignatures {
+		return fmt.Errorf("bundle: %d signatures (%d bytes), at most %d (%d bytes)", len(bw.opts.Signers), len(sb), MaxSignatures, MaxSignatureSize)
 	}
 	h := header{ManifestSize: uint32(len(mb)), SignatureSize: uint32(len(sb)), IndexSize: m.IndexSize, PayloadSize: m.PayloadSize}
 	for _, b := range [][]byte{h.marshal(), mb, sb, bw.index} {

@@ -70,7 +70,15 @@ func CreateBundle(ctx context.Context, specPath, out string, signers ...bundle.S
 	}
 	m, imgs, err := spec.Manifest()
 	if err != nil {
-		return fmt.Errorf("%s: %w", specPath, err)
+		return err
+	}
+	chunkSize := uint64(spec.ChunkSize)
+	if chunkSize == 0 {
+		chunkSize = bundle.DefaultChunkSize
+	}
+	// What a device would refuse is refused here, naming the spec's line.
+	if err := spec.Check(m, imgs, chunkSize); err != nil {
+		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".bundle-*")
 	if err != nil {
@@ -80,7 +88,7 @@ func CreateBundle(ctx context.Context, specPath, out string, signers ...bundle.S
 	defer tmp.Close()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	w := bundle.NewWriter(bw, m, bundle.WriterOptions{
-		ChunkSize: uint32(spec.ChunkSize), TempDir: filepath.Dir(out), Signers: signers,
+		ChunkSize: uint32(chunkSize), TempDir: filepath.Dir(out), Signers: signers,
 	})
 	for _, im := range imgs {
 		if err := ctx.Err(); err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lifeboat-updater/lifeboat/internal/vm"
 )
 
 // console is a QEMU run whose serial console the test reads.
@@ -80,8 +82,11 @@ func startQEMU(t *testing.T, args ...string) *console {
 // returns the time since the VM started.
 func (c *console) Expect(s string, timeout time.Duration) time.Duration {
 	c.t.Helper()
+	// timeout is how long the guest may print nothing (vm.SlowFactor).
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	limit := time.NewTimer(vm.SlowFactor * timeout)
+	defer limit.Stop()
 	ended := false
 	for {
 		c.mu.Lock()
@@ -99,10 +104,16 @@ func (c *console) Expect(s string, timeout time.Duration) time.Duration {
 		}
 		select {
 		case <-c.notify:
+			if !deadline.Stop() {
+				<-deadline.C
+			}
+			deadline.Reset(timeout)
 		case <-c.eof:
 			ended = true // look once more at everything it printed
 		case <-deadline.C:
-			c.t.Fatalf("no %q on the console after %s", s, timeout)
+			c.t.Fatalf("no %q on the console: the guest printed nothing for %s", s, timeout)
+		case <-limit.C:
+			c.t.Fatalf("no %q on the console after %s", s, vm.SlowFactor*timeout)
 		}
 	}
 }
@@ -119,8 +130,8 @@ func (c *console) Wait(timeout time.Duration) time.Duration {
 	select {
 	case <-c.done:
 		return time.Since(c.start)
-	case <-time.After(timeout):
-		c.t.Fatalf("VM still running after %s", timeout)
+	case <-time.After(vm.SlowFactor * timeout):
+		c.t.Fatalf("VM still running after %s", vm.SlowFactor*timeout)
 		return 0
 	}
 }

@@ -32,6 +32,10 @@ var (
 	// (discard on a device without it). Callers that can do without it,
 	// like a quick wipe, ignore it.
 	ErrNotSupported = errors.New("handlers: operation not supported by the storage")
+
+	// ErrBusy means another install holds the target (Lock): two writers
+	// at once would leave a mix of both.
+	ErrBusy = errors.New("handlers: target is being written by another install")
 )
 
 // Target is a place to write an image: a block device, a regular file, or

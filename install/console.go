@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lifeboat-updater/lifeboat/bundle"
 )
 
 // Console shows an install to a person: the plan, one live line per
@@ -84,8 +86,12 @@ func (c *Console) Observe(e Event) {
 		}
 	case e.Done != nil:
 		d := e.Done
-		c.println(fmt.Sprintf("done in %.1fs: wrote %s, skipped %s, zeroed %s; security version %d",
-			d.Seconds, mb(float64(d.WrittenBytes)), mb(float64(d.SkippedBytes)), mb(float64(d.ZeroedBytes)), d.SecurityVersion))
+		sv := ""
+		if d.SecurityVersion > 0 {
+			sv = fmt.Sprintf("; the device's security version is now %d", d.SecurityVersion)
+		}
+		c.println(fmt.Sprintf("installed in %.1fs: wrote %s, skipped %s already on the device, zeroed %s%s",
+			d.Seconds, mb(float64(d.WrittenBytes)), mb(float64(d.SkippedBytes)), mb(float64(d.ZeroedBytes)), sv))
 	}
 }
 
@@ -102,6 +108,7 @@ func (c *Console) prefix() string {
 }
 
 func (c *Console) redraw(line string) {
+	line = bundle.EscapeLine(line) // names from the bundle, shown on a terminal
 	pad := ""
 	if n := c.width - len(line); n > 0 {
 		pad = strings.Repeat(" ", n)
@@ -126,7 +133,7 @@ func (c *Console) println(line string) {
 		fmt.Fprintln(c.w)
 		c.open, c.width = false, 0
 	}
-	fmt.Fprintln(c.w, line)
+	fmt.Fprintln(c.w, bundle.EscapeLine(line)) // names from the bundle, shown on a terminal
 }
 
 func describe(s PlanStep) string {
@@ -147,9 +154,9 @@ func describe(s PlanStep) string {
 		}
 		return fmt.Sprintf("image %q (%s, %d chunks) -> %s%s: %s", s.Image, mb(float64(s.ImageSize)), s.Chunks, s.Target, at, where)
 	case "partition":
-		what := "table unchanged"
+		what := "the disk holds this table already: not written"
 		if len(s.Changes) > 0 {
-			what = "write table: " + strings.Join(s.Changes, "; ")
+			what = "writes a new table: " + strings.Join(s.Changes, "; ")
 		}
 		return fmt.Sprintf("partition %s: %s: %s", s.Target, where, what)
 	case "wipe":
@@ -170,13 +177,6 @@ func list(s []string) string {
 // Bytes formats a byte count in decimal units, as the progress line
 // does: "1.2 GB", "52.4 MB", "3.0 kB", "12 B".
 func Bytes(n int64) string { return mb(float64(n)) }
-
-// OneLine keeps a message on one console line, whatever the wrapped
-// errors in it contain: a person reads one line per failure, and a
-// program splitting the output by lines gets whole messages.
-func OneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
-}
 
 // mb formats a byte count (or rate) in decimal units.
 func mb(n float64) string {

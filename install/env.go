@@ -7,6 +7,11 @@ package install
 // implementations.
 type EnvStore interface {
 	Apply(set map[string]string, unset []string) error
+	// Check is Apply without writing anything: the plan runs it, so
+	// that an env step that cannot succeed (a name or value the format
+	// cannot hold, a change too big for the environment, no valid copy)
+	// is refused before the first write of the install.
+	Check(set map[string]string, unset []string) error
 }
 
 // EnvTarget says which environment an env step names.
@@ -15,6 +20,9 @@ type EnvTarget struct {
 	// Path is set when the command line gave the target (--target
 	// NAME=PATH): a file or device holding the environment.
 	Path string
+	// Create makes an environment with no valid copy load as a new,
+	// empty one (the step's create: a blank board).
+	Create bool
 }
 
 // EnvOpener finds the environment an env step changes (package boardenv

@@ -39,7 +39,7 @@ type Result struct {
 // A failed image step returns a *ChunkError naming the step, image, chunk
 // and target offset; other failures a *StepError.
 func (p *Plan) Execute(ctx context.Context) (*Result, error) {
-	defer p.closeEnvs()
+	defer p.Close()
 	start := time.Now()
 	res := &Result{SecurityVersion: p.deviceSV}
 	for _, ps := range p.steps {
@@ -141,13 +141,30 @@ func (p *Plan) run(ctx context.Context, ps *planned) (*StepStats, error) {
 	case bundle.StepPartition:
 		return p.runPartition(ps)
 	case bundle.StepEnv:
-		tr := p.startStep(ps, 0)
-		if err := ps.env.Apply(ps.step.Set, ps.step.Unset); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrTargetIO, err)
-		}
-		return tr.finish(counts{}, false, ""), nil
+		return p.runEnv(ps)
 	}
 	return nil, fmt.Errorf("%w: unknown step type %q", bundle.ErrFormat, ps.step.Type)
+}
+
+// runEnv changes a bootloader environment in one durable update. One
+// that lives in a partition this bundle made is opened and checked now,
+// before anything is written to it.
+func (p *Plan) runEnv(ps *planned) (*StepStats, error) {
+	tr := p.startStep(ps, 0)
+	if ps.envLater != nil {
+		st, err := p.cfg.Env(*ps.envLater)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bootloader environment %q: %w", ErrTargetMissing, ps.step.Target, err)
+		}
+		ps.env = st
+		if err := st.Check(ps.step.Set, ps.step.Unset); err != nil {
+			return nil, envError(ps.step.Target, err)
+		}
+	}
+	if err := ps.env.Apply(ps.step.Set, ps.step.Unset); err != nil {
+		return nil, envError(ps.step.Target, err)
+	}
+	return tr.finish(counts{}, false, ""), nil
 }
 
 // openTarget opens a planned step's target for writing.
@@ -306,7 +323,7 @@ const MaxDifferences = 20
 // and no payload is read, so a stream needs only its header. It returns an
 // error wrapping ErrDiffers when a chunk differs.
 func (p *Plan) Verify(ctx context.Context) (*VerifyResult, error) {
-	defer p.closeEnvs()
+	defer p.Close()
 	res := &VerifyResult{}
 	for _, ps := range p.steps {
 		if ps.step.Type != bundle.StepImage {

@@ -341,7 +341,10 @@ func TestPlanChecks(t *testing.T) {
 			if cfg.BoardName == "" {
 				cfg.Board = board()
 			}
-			_, err := NewPlan(open(t, b, k, false), cfg)
+			p, err := NewPlan(open(t, b, k, false), cfg)
+			if err == nil {
+				p.Close()
+			}
 			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 				t.Fatalf("NewPlan = %v, want %v", err, tt.want)
 			}
@@ -408,6 +411,8 @@ func (e *fakeEnv) Apply(set map[string]string, unset []string) error {
 	}
 	return nil
 }
+
+func (e *fakeEnv) Check(set map[string]string, unset []string) error { return nil }
 
 // TestDisk installs a bundle that partitions a disk, writes images into
 // partitions through the whole disk, wipes one and sets the bootloader

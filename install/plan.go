@@ -17,14 +17,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/lifeboat-updater/lifeboat/boards"
+	"github.com/lifeboat-updater/lifeboat/bootenv"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/handlers"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
@@ -69,7 +72,8 @@ type Config struct {
 	// other series 0.53 s and 0.99 s), and O_DIRECT does not fill a small
 	// board's memory with dirty pages that fsync then writes out at once.
 	Buffered bool
-	// ReadOnly plans without requiring writable targets, for Verify.
+	// ReadOnly plans without requiring writable targets, and without
+	// the rollback check, for Verify.
 	ReadOnly bool
 
 	// Observer receives the install's events; nil for none.
@@ -95,6 +99,8 @@ type Plan struct {
 	steps    []*planned
 	info     PlanInfo
 
+	locks *handlers.Locks
+
 	// wrap, if set, wraps every target Execute opens (tests inject
 	// failures with it).
 	wrap func(handlers.Target) handlers.Target
@@ -112,7 +118,10 @@ type planned struct {
 	image  *bundle.Image
 	layout *partitions.Layout // partition steps: the table to write
 	env    EnvStore
-	flash  *flashPlan // image steps to raw flash
+	// envLater is set for an env step whose environment lives in a
+	// partition the bundle makes: it is opened when the step runs.
+	envLater *EnvTarget
+	flash    *flashPlan // image steps to raw flash
 }
 
 // Resolutions, for PlanStep.Via.
@@ -156,6 +165,11 @@ func NewPlan(br *bundle.Reader, cfg Config) (*Plan, error) {
 	if p.svFile == "" && cfg.Board != nil {
 		p.svFile = cfg.Board.SecurityVersionFile
 	}
+	if cfg.ReadOnly {
+		// Verify compares a device with a bundle: what the device would
+		// accept is install policy, not a difference.
+		p.svFile = ""
+	}
 	if p.svFile != "" {
 		v, err := ReadSecurityVersion(p.svFile)
 		if err != nil {
@@ -189,23 +203,45 @@ func NewPlan(br *bundle.Reader, cfg Config) (*Plan, error) {
 	return p, nil
 }
 
-// resolve finds every step's target and checks it, then announces the
-// plan. A failure closes what was opened.
+// resolve finds every step's target and checks it, locks the devices
+// and files the plan uses, then announces the plan. A failure closes what
+// was opened.
 func (p *Plan) resolve(steps []bundle.Step) error {
 	r := &resolver{cfg: p.cfg, disk: map[string]diskTable{}}
+	var paths []string
 	for i := range steps {
 		s := &steps[i]
 		ps := &planned{n: i + 1, step: s, info: PlanStep{Step: i + 1, Type: string(s.Type), Target: s.Target}}
 		if err := r.plan(p, ps); err != nil {
-			p.closeEnvs()
+			p.Close()
 			return &StepError{Step: i + 1, Type: s.Type, Target: s.Target, Err: err}
 		}
 		p.steps = append(p.steps, ps)
 		p.info.Steps = append(p.info.Steps, ps.info)
+		paths = append(paths, ps.path)
 	}
+	// Another install of the same device at once would leave a mix of
+	// both: the second is refused here, before it writes anything. A
+	// verify only reads, and may run beside another verify.
+	locks, err := handlers.LockAll(paths, !p.cfg.ReadOnly)
+	if err != nil {
+		p.Close()
+		return fmt.Errorf("%w: %w", ErrTargetIO, err)
+	}
+	p.locks = locks
 	p.info.Board = p.board
 	p.emit(Event{Type: EventPlan, Plan: &p.info})
 	return nil
+}
+
+// Close releases what the plan holds: the bootloader environments it
+// opened and the locks on its devices. Execute and Verify close the plan
+// when they end; a plan that is not run is closed by its caller.
+func (p *Plan) Close() error {
+	p.closeEnvs()
+	err := p.locks.Close()
+	p.locks = nil
+	return err
 }
 
 // Info describes the plan, as the plan event does.
@@ -228,6 +264,7 @@ func (p *Plan) closeEnvs() {
 		if c, ok := s.env.(io.Closer); ok {
 			c.Close()
 		}
+		s.env = nil
 	}
 }
 
@@ -252,6 +289,8 @@ type resolver struct {
 	// step order.
 	tables []bundleTable
 	disk   map[string]diskTable
+	// images are the partitions that image steps planned so far write.
+	images []place
 }
 
 type bundleTable struct {
@@ -299,6 +338,7 @@ func (r *resolver) plan(p *Plan, ps *planned) error {
 		if need := s.Offset + im.Size; need > uint64(ps.size) || need < s.Offset {
 			return fmt.Errorf("%w: image %q needs %d bytes at offset %d, %s holds %d", ErrTargetTooSmall, im.Name, im.Size, s.Offset, s.Target, ps.size)
 		}
+		r.images = append(r.images, pl)
 	case bundle.StepWipe:
 		ps.info.Mode = s.Mode
 		if s.Mode == "" {
@@ -502,7 +542,7 @@ func (r *resolver) planPartition(ps *planned) error {
 
 func (r *resolver) planEnv(ps *planned) error {
 	s := ps.step
-	et := EnvTarget{Name: s.Target}
+	et := EnvTarget{Name: s.Target, Create: s.Create}
 	ps.info.Via = viaBootEnv
 	inProfile := false
 	if path, ok := r.cfg.Targets[s.Target]; ok {
@@ -520,20 +560,125 @@ func (r *resolver) planEnv(ps *planned) error {
 	if r.cfg.Env == nil {
 		return fmt.Errorf("%w: bootloader environment %q: this build cannot change bootloader environments", ErrTargetMissing, s.Target)
 	}
-	st, err := r.cfg.Env(et)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: bootloader environment %q: %w", ErrTargetMissing, s.Target, err)
-		}
-		return fmt.Errorf("bootloader environment %q: %w", s.Target, err)
-	}
-	ps.env = st
 	for k := range s.Set {
 		ps.info.Set = append(ps.info.Set, k)
 	}
 	sort.Strings(ps.info.Set)
 	ps.info.Unset = append(ps.info.Unset, s.Unset...)
+	if inProfile {
+		if later, err := r.envInNewPartition(ps, r.cfg.Board.BootEnv[s.Target]); later || err != nil {
+			if later {
+				ps.envLater = &et
+			}
+			return err
+		}
+	}
+	st, err := r.cfg.Env(et)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, boards.ErrNoDevice) {
+			return fmt.Errorf("%w: bootloader environment %q: %w", ErrTargetMissing, s.Target, err)
+		}
+		return fmt.Errorf("bootloader environment %q: %w", s.Target, err)
+	}
+	ps.env = st
+	// An environment that is not there when the plan is made is refused
+	// here, even if an earlier step of the bundle writes its place (the
+	// boot partition image holding uboot.env): such a step says create,
+	// and then finds what that image wrote when its turn comes.
+	if err := st.Check(s.Set, s.Unset); err != nil {
+		return envError(s.Target, err)
+	}
 	return nil
+}
+
+// envInNewPartition reports whether the environment of entry e lives in
+// a partition of a disk that an earlier step of the bundle repartitions:
+// it does not exist yet, so the plan checks only what the change itself
+// can be checked for (names, values, room in an empty environment of
+// that kind), and the step opens the environment when it runs. Such a
+// step must say create, unless an earlier image step writes that
+// partition (with an environment in it).
+func (r *resolver) envInNewPartition(ps *planned, e boards.BootEnv) (bool, error) {
+	if e.Device == "" || e.Partition == "" {
+		return false, nil
+	}
+	dev, err := r.cfg.Resolver.Device(r.cfg.Board, e.Device)
+	if err != nil || !r.repartitioned(dev) {
+		return false, nil
+	}
+	s := ps.step
+	if err := checkEmptyEnv(e, s.Set, s.Unset); err != nil {
+		return true, envError(s.Target, err)
+	}
+	if !s.Create && !r.writesPartition(dev, e.Partition) {
+		return true, fmt.Errorf("%w: bootloader environment %q lives in partition %q, which this bundle makes and no earlier step writes: the step needs create", ErrTargetMissing, s.Target, e.Partition)
+	}
+	ps.info.Path, ps.info.Partition = dev, e.Partition
+	ps.info.Changes = append(ps.info.Changes, "opened when the step runs: its partition is made by this bundle")
+	return true, nil
+}
+
+// writesPartition reports whether a step planned so far writes an image
+// into partition name of the disk at path.
+func (r *resolver) writesPartition(path, name string) bool {
+	for _, w := range r.images {
+		if samePath(w.path, path) && w.partition == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkEmptyEnv makes the change in an empty environment of e's kind and
+// size: what no environment of that kind could take is refused.
+func checkEmptyEnv(e boards.BootEnv, set map[string]string, unset []string) error {
+	var env bootenv.Env
+	switch e.Type {
+	case boards.EnvGRUB:
+		env = bootenv.NewGRUBEnv()
+	default:
+		size := int(e.Size)
+		if size == 0 {
+			size = 1 << 20 // unknown: check names and values only
+		}
+		u, err := bootenv.NewUBootEnv(size, e.Redundant != 0)
+		if err != nil {
+			return err
+		}
+		env = u
+	}
+	for _, n := range unset {
+		if err := env.Unset(n); err != nil {
+			return err
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(set)) {
+		if err := env.Set(n, set[n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// envMissing reports an environment with no valid copy: blank storage,
+// or both copies damaged.
+func envMissing(err error) bool {
+	return errors.Is(err, bootenv.ErrBadCRC) || errors.Is(err, bootenv.ErrCorrupt) || errors.Is(err, os.ErrNotExist)
+}
+
+// envError gives a refused env step its class: a change the format cannot
+// hold is the bundle's fault, one that does not fit the environment a
+// target too small, an environment with no valid copy a missing target.
+func envError(name string, err error) error {
+	switch {
+	case errors.Is(err, bootenv.ErrInvalidName), errors.Is(err, bootenv.ErrInvalidValue):
+		return fmt.Errorf("%w: bootloader environment %q cannot hold it: %w", bundle.ErrFormat, name, err)
+	case errors.Is(err, bootenv.ErrTooFull), errors.Is(err, bootenv.ErrSize):
+		return fmt.Errorf("%w: bootloader environment %q: %w", ErrTargetTooSmall, name, err)
+	case envMissing(err):
+		return fmt.Errorf("%w: bootloader environment %q has no valid copy (blank or damaged storage; an env step with create makes one): %w", ErrTargetMissing, name, err)
+	}
+	return fmt.Errorf("%w: bootloader environment %q: %w", ErrTargetIO, name, err)
 }
 
 func samePath(a, b string) bool {

@@ -3,6 +3,7 @@ package install
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,21 +11,37 @@ import (
 	"strings"
 )
 
+// maxSecurityVersionFile bounds what is read of a security version file:
+// a number and a newline, with room to say what else it holds.
+const maxSecurityVersionFile = 64
+
 // ReadSecurityVersion reads the device's security version from path: a
 // decimal number. A missing file means 0, a device that never recorded
-// one. A file that does not hold a number is an error: guessing would
+// one. Any other file that cannot be read as a number (a directory, an
+// unreadable file, a device, other text) is ErrRollback: guessing would
 // either let a rollback through or lock the device out of every update.
 func ReadSecurityVersion(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("security version: %w", err)
+		return 0, fmt.Errorf("%w: security version file: %w", ErrRollback, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a regular file", path)
+		}
+		return 0, fmt.Errorf("%w: security version file: %w", ErrRollback, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecurityVersionFile+1))
+	if err != nil {
+		return 0, fmt.Errorf("%w: security version file: %w", ErrRollback, err)
 	}
 	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: security version file %s does not hold a number: %q", ErrRollback, path, strings.TrimSpace(string(b)))
+	if err != nil || len(b) > maxSecurityVersionFile {
+		return 0, fmt.Errorf("%w: security version file %s does not hold a number: %q", ErrRollback, path, strings.TrimSpace(string(b[:min(len(b), 32)])))
 	}
 	return v, nil
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +20,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-updater/lifeboat/internal/netnstest"
 )
 
 // These tests configure real interfaces: a veth pair between two network
@@ -171,12 +171,7 @@ type testNet struct {
 	srv, cli string
 }
 
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
+func run(t *testing.T, args ...string) { netnstest.Run(t, args...) }
 
 // newTestNet makes namespaces with, in the client namespace:
 //
@@ -215,41 +210,7 @@ func newTestNet(t *testing.T) *testNet {
 
 // inNS runs f on a thread switched into the named namespace. Sockets made
 // by f stay in that namespace after the thread switches back.
-func inNS(t *testing.T, name string, f func() error) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is not unlocked: if switching back failed it must
-		// die with this goroutine rather than serve others.
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer self.Close()
-		target, err := os.Open(filepath.Join("/var/run/netns", name))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		ferr := f()
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("in namespace %s: %v", name, err)
-	}
-}
+func inNS(t *testing.T, name string, f func() error) { netnstest.In(t, name, f) }
 
 // dhcpServer answers on lbs0 with 198.18.77.10/24 and records the
 // transaction ids it saw.

@@ -1,9 +1,11 @@
 package partitions
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
 )
@@ -98,8 +100,10 @@ func Plan(r io.ReaderAt, size int64, sectorSize int, t *bundle.Table) (Result, e
 		res.Before = have
 		res.Differences = Diff(want, have)
 		adopt(want, have)
+	case errors.Is(err, ErrNoTable):
+		res.Differences = Diff(want, nil) // blank: a new table
 	case overwritable(err):
-		res.Differences = []string{err.Error()}
+		res.Differences = []string{"the table on the disk is damaged (" + strings.TrimPrefix(err.Error(), "partitions: ") + ")"}
 	default:
 		return Result{}, err
 	}

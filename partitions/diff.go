@@ -13,7 +13,7 @@ import (
 // install; names are compared on GPT only, as an MBR stores none.
 func Diff(want, have *Layout) []string {
 	if have == nil {
-		return []string{"no partition table on the disk"}
+		return []string{"the disk has none yet"}
 	}
 	d := append([]string(nil), have.Problems...)
 	if want.Type != have.Type {

@@ -72,7 +72,7 @@ func TestDiff(t *testing.T) {
 			l.GUID = "deadbeef"
 			return l
 		}(), []string{"table type: mbr on the disk, want gpt"}},
-		{"no table", resolve(gptFixture), nil, []string{"no partition table on the disk"}},
+		{"no table", resolve(gptFixture), nil, []string{"the disk has none yet"}},
 		{"mbr ignores names, compares bootable", resolve(mbrFixture), func() *Layout {
 			l := forRead(resolve(mbrFixture))
 			l.GUID = "deadbeef"

@@ -77,6 +77,19 @@ func FuzzResolve(f *testing.F) {
 			table.Type = "mbr"
 		}
 		const disk = 16 << 20
+		// The bundle format's own check, made without a disk, must take
+		// every table that fits some disk of 512-byte sectors, and a
+		// table it takes must fit a large enough one.
+		verr := table.Validate()
+		if sectorSize == 512 {
+			_, big := Resolve(&table, 1<<62, 512)
+			if verr == nil && big != nil && !errors.Is(big, ErrTooSmall) && !errors.Is(big, ErrTooLarge) {
+				t.Errorf("Table.Validate() = nil, but Resolve(huge disk) = %v", big)
+			}
+			if _, small := Resolve(&table, disk, 512); small == nil && verr != nil {
+				t.Errorf("Resolve(16 MiB disk) = nil, but Table.Validate() = %v", verr)
+			}
+		}
 		l, err := Resolve(&table, disk, sectorSize)
 		if err != nil {
 			return

@@ -153,7 +153,7 @@ type FlowError struct {
 }
 
 func (e *FlowError) Error() string {
-	return fmt.Sprintf("%s failed, exit %d (%s): %s", e.Stage, e.Code, exitcode.Class(e.Code), install.OneLine(e.Err.Error()))
+	return fmt.Sprintf("%s failed, exit %d (%s): %s", e.Stage, e.Code, exitcode.Class(e.Code), bundle.OneLine(e.Err.Error()))
 }
 
 func (e *FlowError) Unwrap() error { return e.Err }

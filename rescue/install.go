@@ -77,7 +77,7 @@ func (in *Installer) install(ctx context.Context, env *pid1.Env, board *boards.P
 		Board:    board,
 		Resolver: r,
 		Env: func(t install.EnvTarget) (install.EnvStore, error) {
-			return boardenv.Open(board, r, t.Name, t.Path)
+			return boardenv.Open(board, r, boardenv.Target{Name: t.Name, Path: t.Path, Create: t.Create})
 		},
 		Observer: observe,
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/lifeboat-updater/lifeboat/install"
+	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/network"
 	"github.com/lifeboat-updater/lifeboat/pid1"
 	"github.com/lifeboat-updater/lifeboat/source"
@@ -48,7 +48,7 @@ func (in *Installer) bringUpNetwork(ctx context.Context, env *pid1.Env, srcs []s
 		return srcs, nil
 	}
 	if len(local) > 0 {
-		env.Log.Printf("network: %s; trying the local sources only", install.OneLine(err.Error()))
+		env.Log.Printf("network: %s; trying the local sources only", bundle.OneLine(err.Error()))
 		return local, nil
 	}
 	return nil, err

@@ -144,7 +144,7 @@ func newRecoveryEnv(board *boards.Profile, r boards.Resolver) (*recoveryEnv, err
 	if re.name, err = board.RecoveryEnv(); err != nil {
 		return nil, err
 	}
-	re.open = func() (bootenv.Store, error) { return boardenv.Open(board, r, re.name, "") }
+	re.open = func() (bootenv.Store, error) { return boardenv.Open(board, r, boardenv.Target{Name: re.name}) }
 	return re, nil
 }
 

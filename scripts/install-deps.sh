@@ -14,6 +14,8 @@ pkgs=(
   bmap-tools swupdate          # reference updaters for benchmarks
   iproute2 util-linux time openssl  # netns tests, losetup, /usr/bin/time -v, swupdate signing
   chromium                     # a real browser for the web pages' tests (internal/browser)
+  python3-zeroconf             # another mDNS implementation resolves the rescue's name (mdns tests)
+  curl                         # the recovery page's API driven as its docs show (webui tests)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,7 +3,6 @@ package test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -227,25 +226,14 @@ func TestBootCount(t *testing.T) {
 }
 
 // verifyOnBoard runs `lifeboat verify` on the host with the board's own
-// profile, its disk being the image: an update bundle names partitions
-// of the disk's table, which only the profile's storage leads to.
+// profile, its disk named as the image (--target disk=IMAGE): an update
+// bundle names partitions of the disk's table, which only the profile's
+// storage leads to.
 func verifyOnBoard(t *testing.T, bundlePath, pub, disk string) {
 	t.Helper()
-	b, err := boards.Builtin(demo.Board)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Storage = map[string]boards.Storage{"disk": {Paths: []string{disk}}}
-	j, err := json.Marshal(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	profile := filepath.Join(t.TempDir(), "board.json")
-	if err := os.WriteFile(profile, j, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
-	if code := cli.Main(context.Background(), []string{"verify", bundlePath, "--keys", pub, "--board", profile, "--progress", "none"}, nil, &out, &out); code != 0 {
+	args := []string{"verify", bundlePath, "--keys", pub, "--board", demo.Board, "--target", "disk=" + disk, "--progress", "none"}
+	if code := cli.Main(context.Background(), args, nil, &out, &out); code != 0 {
 		t.Fatalf("lifeboat verify: exit %d:\n%s", code, out.String())
 	}
 	t.Logf("%s", strings.TrimSpace(out.String()))

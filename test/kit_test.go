@@ -27,7 +27,10 @@ import (
 // or the VM ends first.
 func waitEvent(t *testing.T, v *vm.VM, tl *demo.Timeline, after time.Duration, timeout time.Duration, what string, match func(demo.Event) bool) demo.Event {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	// timeout is how long the guest may print nothing, as in vm.Expect:
+	// a busy machine's slow guest is waited for while it makes progress.
+	start := time.Now()
+	deadline, seen := start.Add(timeout), 0
 	for {
 		for _, e := range tl.Events() {
 			if e.At >= after && match(e) {
@@ -39,8 +42,11 @@ func waitEvent(t *testing.T, v *vm.VM, tl *demo.Timeline, after time.Duration, t
 			t.Fatalf("waiting for %s: the VM ended\n%s", what, tail(v.Console(), 2000))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: none after %v\n%s", what, timeout, tail(v.Console(), 2000))
+		if n := len(v.Console()); n > seen {
+			seen, deadline = n, time.Now().Add(timeout)
+		}
+		if now := time.Now(); now.After(deadline) || now.Sub(start) > vm.SlowFactor*timeout {
+			t.Fatalf("waiting for %s: none after %v (the guest silent for up to %v)\n%s", what, time.Since(start).Round(time.Second), timeout, tail(v.Console(), 2000))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -5,6 +5,8 @@ package bundletool
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
 
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/exitcode"
@@ -28,18 +32,25 @@ commands:
   create  -spec FILE -key KEY -o OUT.lfb [-chunk-size 1MiB] [-workers N]
   inspect BUNDLE [-json] [-keys DIR|FILE]
   verify  BUNDLE -keys DIR|FILE   check the signature and every chunk
+
+Run "lifeboat-bundle COMMAND -h" for a command's flags; docs/cli.md has more.
 `
 
-// Main runs the tool and returns its exit code (docs/cli.md).
+// Main runs the tool and returns its exit code (docs/cli.md). Every
+// failure prints one line "lifeboat-bundle: <reason>" on stderr, with
+// whatever it quotes from a bundle or a spec escaped.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := run(ctx, args, stdin, stdout)
-	if err != nil {
-		fmt.Fprintf(stderr, "lifeboat-bundle: %v\n", err)
-		if errors.Is(err, errUsage) {
-			fmt.Fprint(stderr, usage)
-			return exitcode.Usage
-		}
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitcode.OK
+	case errors.Is(err, errUsage), errors.As(err, new(*SpecError)):
+		// A spec is part of the command line: a mistake in it is a usage
+		// error.
+		fmt.Fprintf(stderr, "lifeboat-bundle: %s\n", bundle.OneLine(err.Error()))
+		return exitcode.Usage
 	}
+	fmt.Fprintf(stderr, "lifeboat-bundle: %s\n", bundle.OneLine(err.Error()))
 	// The device command's exit codes, so scripts learn one table.
 	return exitcode.Of(err)
 }
@@ -47,9 +58,19 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 // errUsage marks command line mistakes (exit code 2).
 var errUsage = errors.New("usage")
 
+// usageError is a command line mistake of cmd; its message points at the
+// command's help.
+func usageError(cmd, format string, a ...any) error {
+	hint := "lifeboat-bundle -h"
+	if cmd != "" {
+		hint = "lifeboat-bundle " + cmd + " -h"
+	}
+	return fmt.Errorf("%w: %s (see %s)", errUsage, fmt.Sprintf(format, a...), hint)
+}
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: no command", errUsage)
+		return usageError("", "no command")
 	}
 	switch args[0] {
 	case "keygen":
@@ -60,21 +81,43 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return inspect(args[1:], stdin, stdout)
 	case "verify":
 		return verify(args[1:], stdin, stdout)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
+		if len(args) == 2 && args[0] == "help" {
+			// "help COMMAND" is "COMMAND -h".
+			return run(ctx, []string{args[1], "-h"}, stdin, stdout)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	return usageError("", "unknown command %s", bundle.Printable(args[0]))
+}
+
+// newFlags returns the flag set of a command; its usage, for -h, goes to
+// stdout.
+func newFlags(cmd, synopsis string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("lifeboat-bundle "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "usage: lifeboat-bundle %s %s\n\nflags:\n", cmd, synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
 }
 
 // parse parses flags that may come before or after the positional
-// arguments, and returns the positional ones.
+// arguments, and returns the positional ones. -h prints the command's
+// usage once (the flag package calls Usage) and returns flag.ErrHelp.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
 	var pos []string
+	cmd := strings.TrimPrefix(fs.Name(), "lifeboat-bundle ")
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError(cmd, "%v", err)
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -86,13 +129,14 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func keygen(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	out := fs.String("o", "", "output name: writes NAME.key and NAME.pub")
-	if _, err := parse(fs, args); err != nil {
+	fs := newFlags("keygen", "-o NAME", stdout)
+	out := fs.String("o", "", "output `NAME`: writes NAME.key and NAME.pub")
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if *out == "" {
-		return fmt.Errorf("%w: keygen needs -o NAME", errUsage)
+	if *out == "" || len(pos) != 0 {
+		return usageError("keygen", "keygen needs -o NAME and nothing else")
 	}
 	pub, priv, err := bundle.GenerateKey(nil)
 	if err != nil {
@@ -133,7 +177,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func loadSigners(paths []string) ([]bundle.Signer, error) {
 	var ss []bundle.Signer
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := bundle.ReadKeyFile(p)
 		if err != nil {
 			return nil, err
 		}
@@ -147,19 +191,23 @@ func loadSigners(paths []string) ([]bundle.Signer, error) {
 }
 
 func create(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("create", flag.ContinueOnError)
-	specPath := fs.String("spec", "", "bundle spec (YAML)")
-	out := fs.String("o", "", "output bundle file")
+	fs := newFlags("create", "-spec FILE -key KEY [-key KEY...] -o OUT.lfb [-chunk-size SIZE] [-workers N] [-q]", stdout)
+	specPath := fs.String("spec", "", "bundle spec `FILE` (YAML)")
+	out := fs.String("o", "", "output bundle `FILE`")
 	var keys multiFlag
-	fs.Var(&keys, "key", "private key file (repeat to sign with several)")
-	chunk := fs.String("chunk-size", "", "chunk size (default: the spec's, else 1MiB)")
+	fs.Var(&keys, "key", "private key `FILE` (repeat to sign with several)")
+	chunk := fs.String("chunk-size", "", "chunk `SIZE`, e.g. 4MiB (default: the spec's, else 1MiB)")
 	workers := fs.Int("workers", runtime.NumCPU(), "compression workers")
 	quiet := fs.Bool("q", false, "print nothing on success")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if *specPath == "" || *out == "" || len(keys) == 0 {
-		return fmt.Errorf("%w: create needs -spec, -key and -o", errUsage)
+	if *specPath == "" || *out == "" || len(keys) == 0 || len(pos) != 0 {
+		return usageError("create", "create needs -spec, -key and -o")
+	}
+	if *workers < 1 {
+		return usageError("create", "-workers %d: want at least 1", *workers)
 	}
 	spec, err := LoadSpec(*specPath)
 	if err != nil {
@@ -167,16 +215,24 @@ func create(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	m, imgs, err := spec.Manifest()
 	if err != nil {
-		return fmt.Errorf("%s: %w", *specPath, err)
+		return err
 	}
 	cs := uint64(spec.ChunkSize)
 	if *chunk != "" {
 		if cs, err = ParseSize(*chunk); err != nil {
-			return fmt.Errorf("%w: -chunk-size: %v", errUsage, err)
+			return usageError("create", "-chunk-size: %v", err)
+		}
+		if cs < bundle.MinChunkSize || cs > bundle.MaxChunkSize || cs&(cs-1) != 0 {
+			return usageError("create", "-chunk-size %s: want a power of two from 64KiB to 64MiB", *chunk)
 		}
 	}
-	if cs > bundle.MaxChunkSize {
-		return fmt.Errorf("%w: chunk size %d too large", errUsage, cs)
+	if cs == 0 {
+		cs = bundle.DefaultChunkSize
+	}
+	// Everything a device would refuse is refused here, with the spec's
+	// line, before an image is read.
+	if err := spec.Check(m, imgs, cs); err != nil {
+		return err
 	}
 	signers, err := loadSigners(keys)
 	if err != nil {
@@ -236,7 +292,7 @@ func create(ctx context.Context, args []string, stdout io.Writer) error {
 			size = fi.Size()
 		}
 		fmt.Fprintf(stdout, "%s: %s %s, %d images, %s of images in %s (%.1f%%), %.1fs\n",
-			*out, m.Product, m.Version, len(imgs), mib(in), mib(uint64(size)), pct(uint64(size), in), time.Since(start).Seconds())
+			bundle.Printable(*out), bundle.Printable(m.Product), bundle.Printable(m.Version), len(imgs), mib(in), mib(uint64(size)), pct(uint64(size), in), time.Since(start).Seconds())
 	}
 	return nil
 }
@@ -290,15 +346,15 @@ type chunkSummary struct {
 }
 
 func inspect(args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	fs := newFlags("inspect", "BUNDLE [-json] [-keys DIR|FILE]", stdout)
 	asJSON := fs.Bool("json", false, "print JSON")
-	keys := fs.String("keys", "", "trust store: also check the signature")
+	keys := fs.String("keys", "", "trust store `DIR|FILE`: also check the signature and the index")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: inspect needs one bundle", errUsage)
+		return usageError("inspect", "inspect needs one bundle")
 	}
 	f, size, err := openBundle(pos[0], stdin)
 	if err != nil {
@@ -323,7 +379,7 @@ func inspect(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		ra, ok := f.(io.ReaderAt)
 		if !ok {
-			return fmt.Errorf("%w: inspect -keys needs a file, not a stream", errUsage)
+			return usageError("inspect", "inspect -keys needs a file, not a stream")
 		}
 		var r *bundle.Reader
 		r, trustErr = bundle.NewReaderAt(ra, size, ts)
@@ -348,7 +404,7 @@ func inspect(args []string, stdin io.Reader, stdout io.Writer) error {
 		rep.Error = trustErr.Error()
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(&jsonEscaper{w: stdout})
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
@@ -360,6 +416,31 @@ func inspect(args []string, stdin io.Reader, stdout io.Writer) error {
 		return trustErr
 	}
 	return u.ParseError
+}
+
+// jsonEscaper passes JSON on with every character that is not printable
+// written as a \u escape. encoding/json escapes control characters below
+// 0x20 but not DEL, the C1 controls or bidi overrides, which a terminal
+// acts on; outside strings, JSON holds only printable ASCII and newlines.
+type jsonEscaper struct{ w io.Writer }
+
+func (j *jsonEscaper) Write(p []byte) (int, error) {
+	var b strings.Builder
+	for _, r := range string(p) {
+		switch {
+		case r == '\n' || unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	if _, err := io.WriteString(j.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func summarize(r *bundle.Reader) map[string]chunkSummary {
@@ -383,20 +464,28 @@ func summarize(r *bundle.Reader) map[string]chunkSummary {
 	return out
 }
 
+// printReport prints what inspect found for a person. Every string from
+// the bundle goes through bundle.Printable: without a trust store, none of
+// it is verified, and with one it is still the signer's text, not ours.
 func printReport(w io.Writer, rep *report) {
+	q := bundle.Printable
 	m := rep.Manifest
 	if m == nil {
-		fmt.Fprintf(w, "manifest: unreadable: %s\n", rep.Error)
+		fmt.Fprintf(w, "manifest: unreadable: %s\n", bundle.OneLine(rep.Error))
 		return
 	}
-	fmt.Fprintf(w, "product:          %s\n", m.Product)
-	fmt.Fprintf(w, "version:          %s\n", m.Version)
-	fmt.Fprintf(w, "security version: %d\n", m.SecurityVersion)
-	fmt.Fprintf(w, "compatible:       %s\n", strings.Join(m.Compatible, ", "))
-	if m.Description != "" {
-		fmt.Fprintf(w, "description:      %s\n", m.Description)
+	var boards []string
+	for _, c := range m.Compatible {
+		boards = append(boards, q(c))
 	}
-	fmt.Fprintf(w, "created:          %s\n", m.Created)
+	fmt.Fprintf(w, "product:          %s\n", q(m.Product))
+	fmt.Fprintf(w, "version:          %s\n", q(m.Version))
+	fmt.Fprintf(w, "security version: %d\n", m.SecurityVersion)
+	fmt.Fprintf(w, "compatible:       %s\n", strings.Join(boards, ", "))
+	if m.Description != "" {
+		fmt.Fprintf(w, "description:      %s\n", q(m.Description))
+	}
+	fmt.Fprintf(w, "created:          %s\n", q(m.Created))
 	fmt.Fprintf(w, "size:             %d bytes (payload %d, index %d)\n", rep.Size, m.PayloadSize, m.IndexSize)
 	fmt.Fprintf(w, "chunk size:       %d\n", m.ChunkSize)
 	switch {
@@ -405,18 +494,18 @@ func printReport(w io.Writer, rep *report) {
 	case *rep.Verified:
 		fmt.Fprintf(w, "signature:        verified\n")
 	default:
-		fmt.Fprintf(w, "signature:        FAILED: %s\n", rep.Error)
+		fmt.Fprintf(w, "signature:        FAILED: %s\n", bundle.OneLine(rep.Error))
 	}
 	for _, s := range rep.Signatures {
 		t := ""
 		if s.Trusted != nil {
 			t = map[bool]string{true: " (trusted)", false: " (unknown key)"}[*s.Trusted]
 		}
-		fmt.Fprintf(w, "  signed by %s %s%s\n", s.Algorithm, s.KeyID, t)
+		fmt.Fprintf(w, "  signed by %s %s%s\n", q(s.Algorithm), q(s.KeyID), t)
 	}
 	fmt.Fprintf(w, "images:\n")
 	for _, im := range m.Images {
-		fmt.Fprintf(w, "  %-16s %12d bytes  %6d chunks  sha256 %s\n", im.Name, im.Size, im.Chunks, im.SHA256)
+		fmt.Fprintf(w, "  %-16s %12d bytes  %6d chunks  sha256 %s\n", q(im.Name), im.Size, im.Chunks, q(im.SHA256))
 		if s, ok := rep.Chunks[im.Name]; ok {
 			fmt.Fprintf(w, "  %-16s stored %d bytes (%.1f%%): %d lz4, %d raw, %d zero\n", "", s.Stored, pct(s.Stored, im.Size), s.LZ4, s.Raw, s.Zero)
 		}
@@ -428,9 +517,10 @@ func printReport(w io.Writer, rep *report) {
 }
 
 func describeStep(s *bundle.Step) string {
+	q := bundle.Printable
 	switch s.Type {
 	case bundle.StepImage:
-		d := fmt.Sprintf("image %s -> %s", s.Image, s.Target)
+		d := fmt.Sprintf("image %s -> %s", q(s.Image), q(s.Target))
 		if s.Offset != 0 {
 			d += fmt.Sprintf(" at offset %d", s.Offset)
 		}
@@ -439,44 +529,77 @@ func describeStep(s *bundle.Step) string {
 		}
 		return d
 	case bundle.StepPartition:
+		if s.Table == nil {
+			return fmt.Sprintf("partition %s: no table", q(s.Target))
+		}
 		var parts []string
 		for _, p := range s.Table.Partitions {
 			size := "rest"
 			if p.Size != 0 {
 				size = mib(p.Size)
 			}
-			parts = append(parts, fmt.Sprintf("%s(%s, %s)", p.Name, p.Type, size))
+			parts = append(parts, fmt.Sprintf("%s(%s, %s)", q(p.Name), q(p.Type), size))
 		}
-		return fmt.Sprintf("partition %s as %s: %s", s.Target, s.Table.Type, strings.Join(parts, " "))
+		return fmt.Sprintf("partition %s as %s: %s", q(s.Target), q(s.Table.Type), strings.Join(parts, " "))
 	case bundle.StepEnv:
 		var kv []string
 		for k, v := range s.Set {
-			kv = append(kv, k+"="+v)
+			kv = append(kv, q(k)+"="+q(v))
 		}
 		sort.Strings(kv)
 		for _, k := range s.Unset {
-			kv = append(kv, "-"+k)
+			kv = append(kv, "-"+q(k))
 		}
-		return fmt.Sprintf("env %s: %s", s.Target, strings.Join(kv, " "))
+		return fmt.Sprintf("env %s: %s", q(s.Target), strings.Join(kv, " "))
 	case bundle.StepWipe:
 		mode := s.Mode
 		if mode == "" {
 			mode = bundle.WipeQuick
 		}
-		return fmt.Sprintf("wipe %s (%s)", s.Target, mode)
+		return fmt.Sprintf("wipe %s (%s)", q(s.Target), q(mode))
 	}
-	return string(s.Type)
+	return fmt.Sprintf("%s %s", q(string(s.Type)), q(s.Target))
+}
+
+// readImage reads the current image of r to its end: Read checks every
+// chunk, and the image's bytes are hashed on another goroutine, alongside,
+// for its whole SHA-256. A build pipeline that signed chunk hashes which
+// do not add up to the image's is caught here.
+func readImage(r *bundle.Reader, im *bundle.Image) (uint64, error) {
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	hashed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(h, pr)
+		pr.CloseWithError(err)
+		hashed <- err
+	}()
+	n, err := io.Copy(pw, r)
+	pw.CloseWithError(err)
+	if herr := <-hashed; err == nil {
+		err = herr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("image %s: %w", bundle.Printable(im.Name), err)
+	}
+	if uint64(n) != im.Size {
+		return 0, fmt.Errorf("%w: image %s: %d bytes, the manifest says %d", bundle.ErrFormat, bundle.Printable(im.Name), n, im.Size)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != im.SHA256 {
+		return 0, fmt.Errorf("%w: image %s: its chunks verify, but together they do not match the image's SHA-256", bundle.ErrChecksum, bundle.Printable(im.Name))
+	}
+	return uint64(n), nil
 }
 
 func verify(args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	keys := fs.String("keys", "", "trust store: a public key file or a folder of *.pub")
+	fs := newFlags("verify", "BUNDLE -keys DIR|FILE", stdout)
+	keys := fs.String("keys", "", "trust store: a public key `FILE` or a `DIR` of *.pub")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 || *keys == "" {
-		return fmt.Errorf("%w: verify needs a bundle and -keys", errUsage)
+		return usageError("verify", "verify needs a bundle and -keys")
 	}
 	ts, err := bundle.LoadTrustStore(*keys)
 	if err != nil {
@@ -501,13 +624,14 @@ func verify(args []string, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		n, err := io.Copy(io.Discard, r)
+		n, err := readImage(r, im)
 		if err != nil {
-			return fmt.Errorf("image %s: %w", im.Name, err)
+			return err
 		}
-		total += uint64(n)
+		total += n
 	}
 	m := r.Manifest()
-	fmt.Fprintf(stdout, "%s: %s %s signed by %s; %d images, %s verified\n", pos[0], m.Product, m.Version, strings.Join(r.Signers(), ","), len(m.Images), mib(total))
+	fmt.Fprintf(stdout, "%s: %s %s signed by %s; %d images, %s verified\n", bundle.Printable(pos[0]),
+		bundle.Printable(m.Product), bundle.Printable(m.Version), strings.Join(r.Signers(), ","), len(m.Images), mib(total))
 	return nil
 }

@@ -86,7 +86,7 @@ func MainWith(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if errors.Is(err, flag.ErrHelp) {
 		return exitcode.OK
 	}
-	fmt.Fprintf(stderr, "lifeboat: %s\n", install.OneLine(err.Error()))
+	fmt.Fprintf(stderr, "lifeboat: %s\n", bundle.OneLine(err.Error()))
 	return exitCode(err)
 }
 
@@ -121,10 +121,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "env":
 		return runEnvCommand(args[1:], stdout, deps)
 	case "help", "-h", "-help", "--help":
+		if len(args) == 2 && args[0] == "help" {
+			// "help COMMAND" is "COMMAND -h".
+			return run(ctx, []string{args[1], "-h"}, stdin, stdout, stderr, deps)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usagef("unknown command %q (want install, plan, verify or env)", args[0])
+	return usagef("unknown command %s (want install, plan, verify or env)", bundle.Printable(args[0]))
 }
 
 // options are the flags of install, plan and verify.
@@ -134,6 +138,7 @@ type options struct {
 	boardName  string
 	targets    multiFlag
 	secVerFile string
+	onDevice   bool
 	noSkip     bool
 	verify     bool
 	buffered   bool
@@ -154,7 +159,8 @@ func (o *options) flags(cmd string, stdout io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.board, "board", "", "board profile: a JSON `FILE` or a built-in name (default "+boards.DefaultPath+")")
 	fs.StringVar(&o.boardName, "board-name", "", "board `NAME[:REV]` for the compatibility check, instead of the profile's")
 	fs.Var(&o.targets, "target", "`NAME=PATH`: write the step target NAME to PATH (repeatable)")
-	fs.StringVar(&o.secVerFile, "security-version-file", "", "`FILE` holding the device's security version (default: the profile's)")
+	fs.StringVar(&o.secVerFile, "security-version-file", "", "`FILE` holding the device's security version (default: the profile's, on the device)")
+	fs.BoolVar(&o.onDevice, "on-device", false, "this runs on the board --board describes: use the profile's devices and security version (default when --board is not given and "+boards.DefaultPath+" exists)")
 	fs.IntVar(&o.workers, "workers", 0, "chunk verify/decompress goroutines (default: one per CPU)")
 	fs.StringVar(&o.events, "events", "", "write JSON-lines events to `FILE`, or to a descriptor with fd:N")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto, line (redrawn), plain (a line every few seconds) or none")
@@ -173,12 +179,13 @@ func (o *options) flags(cmd string, stdout io.Writer) *flag.FlagSet {
 }
 
 // parse parses flags placed before or after the positional arguments.
+// On -h or --help the flag package has printed the usage (fs.Usage) once;
+// parse returns flag.ErrHelp, which Main turns into exit code 0.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
 				return nil, err
 			}
 			return nil, usagef("%v", err)
@@ -197,7 +204,6 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (o *options) config(deps Deps) (install.Config, error) {
 	cfg := install.Config{
-		Resolver:            deps.Resolver,
 		SecurityVersionFile: o.secVerFile,
 		Flash:               deps.Flash,
 		Workers:             o.workers,
@@ -225,15 +231,34 @@ func (o *options) config(deps Deps) (install.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Board = board
-	cfg.Env = func(t install.EnvTarget) (install.EnvStore, error) {
-		return boardenv.Open(board, deps.Resolver, t.Name, t.Path)
-	}
 	if board == nil && cfg.BoardName == "" {
 		return cfg, usagef("no board profile (%s does not exist): give --board FILE|NAME or --board-name NAME[:REV]", boards.DefaultPath)
 	}
+	r := deps.Resolver
+	r.Given = cfg.Targets
+	if board != nil && o.host() {
+		// The profile describes the board, and its devices, paths and
+		// security version file are the board's: on a host they would
+		// be the host's own. Only what the command line gives is
+		// written, and the security version only with
+		// --security-version-file.
+		r.Host = true
+		b := *board
+		b.SecurityVersionFile = ""
+		board = &b
+	}
+	cfg.Board, cfg.Resolver = board, r
+	cfg.Env = func(t install.EnvTarget) (install.EnvStore, error) {
+		return boardenv.Open(board, r, boardenv.Target{Name: t.Name, Path: t.Path, Create: t.Create})
+	}
 	return cfg, nil
 }
+
+// host reports whether the command runs on a host rather than on the
+// board its profile describes: --board names a profile and --on-device
+// does not say otherwise. Without --board, the profile is the device's
+// own (boards.DefaultPath, installed with Lifeboat on the board).
+func (o *options) host() bool { return o.board != "" && !o.onDevice }
 
 // loadBoard loads --board: a file if one exists at that path, else a
 // built-in profile; with no flag, the rescue's profile if it exists.

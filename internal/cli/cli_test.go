@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -116,7 +119,7 @@ func TestInstall(t *testing.T) {
 	if !bytes.Equal(got[:len(f.data)], f.data) {
 		t.Fatal("target does not hold the image")
 	}
-	for _, want := range []string{"bundle demo 1.0", "step 1/1: image \"rootfs\"", "[1/1] image rootfs: done", "done in"} {
+	for _, want := range []string{"bundle demo 1.0", "step 1/1: image \"rootfs\"", "[1/1] image rootfs: done", "installed in"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}
@@ -233,6 +236,19 @@ func TestVerifyDiffers(t *testing.T) {
 			t.Errorf("verify output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+}
+
+// TestVerifyAppliesNoPolicy: a device whose security version is above the
+// bundle's still verifies against it (a host that installed a newer
+// bundle once must not make verify refuse an older one): verify compares
+// bytes, the rollback check is install's.
+func TestVerifyAppliesNoPolicy(t *testing.T) {
+	f := newFixture(t, 0)
+	lifeboat(nil, f.args("install", f.path)...).check(t, 0, "")
+	sv := filepath.Join(f.dir, "sv")
+	os.WriteFile(sv, []byte("9\n"), 0o644)
+	lifeboat(nil, f.args("verify", "--security-version-file", sv, f.path)...).check(t, 0, "")
+	lifeboat(nil, f.args("plan", "--security-version-file", sv, f.path)...).check(t, exitcode.Rollback, "the device has 9")
 }
 
 // TestEvents runs the command as a process writing events to fd 3.
@@ -360,7 +376,7 @@ func TestBoardProfile(t *testing.T) {
 	profile := fmt.Sprintf(`{"name": %q, "storage": {"disk": [%q]}, "targets": {"rootfs": {"device": "disk", "offset": 4096}},
 		"security_version_file": %q}`, installtest.Board, f.target, sv)
 	board := f.write(t, "board.json", []byte(profile))
-	r := lifeboat(nil, "install", "--keys", f.key.Dir, "--board", board, f.path)
+	r := lifeboat(nil, "install", "--keys", f.key.Dir, "--board", board, "--on-device", f.path)
 	r.check(t, 0, "")
 	got, _ := os.ReadFile(f.target)
 	if !bytes.Equal(got[4096:4096+len(f.data)], f.data) {
@@ -373,4 +389,95 @@ func TestBoardProfile(t *testing.T) {
 	lifeboat(nil, "plan", "--keys", f.key.Dir, "--board", "qemu-x86_64", f.path).check(t, exitcode.Incompatible, "this board is qemu-x86_64:1")
 	// A broken profile is a usage error.
 	lifeboat(nil, "plan", "--keys", f.key.Dir, "--board", f.write(t, "bad.json", []byte(`{"name": ""}`)), f.path).check(t, exitcode.Usage, "no name")
+}
+
+// TestHostNeverUsesProfileDevices: a profile names the board's devices and
+// its security version file. Run on a host (--board without --on-device),
+// Lifeboat writes only what the command line names, and keeps no security
+// version of the board on the host.
+func TestHostNeverUsesProfileDevices(t *testing.T) {
+	f := newFixture(t, 3)
+	sv := filepath.Join(f.dir, "state", "sv")
+	decoy := f.write(t, "decoy.img", make([]byte, 1<<20))
+	profile := fmt.Sprintf(`{"name": %q, "storage": {"disk": [%q]}, "targets": {"rootfs": {"device": "disk", "offset": 4096}, "raw": {"path": %q}},
+		"bootenv": {"env": {"type": "uboot", "path": %q}}, "security_version_file": %q}`, installtest.Board, decoy, decoy, decoy, sv)
+	board := f.write(t, "board.json", []byte(profile))
+	// The profile's disk is not used: the target must be named.
+	r := lifeboat(nil, "install", "--keys", f.key.Dir, "--board", board, f.path)
+	r.check(t, exitcode.NoTarget, "--target disk=PATH")
+	// Named, it is written, and the board's security version is not
+	// kept on the host.
+	lifeboat(nil, "install", "--keys", f.key.Dir, "--board", board, "--target", "disk="+f.target, f.path).check(t, 0, "")
+	got, _ := os.ReadFile(f.target)
+	if !bytes.Equal(got[4096:4096+len(f.data)], f.data) {
+		t.Error("target does not hold the image at offset 4096")
+	}
+	if _, err := os.Stat(sv); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a host install wrote the profile's security version file: %v", err)
+	}
+	// Given explicitly, the security version file is used.
+	own := filepath.Join(f.dir, "sv-of-this-card")
+	lifeboat(nil, "install", "--keys", f.key.Dir, "--board", board, "--target", "disk="+f.target, "--security-version-file", own, f.path).check(t, 0, "")
+	if b, _ := os.ReadFile(own); string(b) != "3\n" {
+		t.Errorf("--security-version-file holds %q, want 3", b)
+	}
+	// A target and an environment the profile gives by path are the
+	// board's: not used on a host either.
+	m := installtest.Manifest(bundle.Step{Type: bundle.StepEnv, Target: "env", Set: map[string]string{"a": "1"}})
+	b := f.write(t, "env.lfb", installtest.Bundle(t, f.key, m, 0))
+	lifeboat(nil, "install", "--keys", f.key.Dir, "--board", board, b).check(t, exitcode.NoTarget, "--target env=PATH")
+	if d, _ := os.ReadFile(decoy); !bytes.Equal(d, make([]byte, 1<<20)) {
+		t.Error("a host install wrote the profile's own device")
+	}
+}
+
+// TestTwoInstallsAtOnce runs two lifeboat processes against one target:
+// the first streams its bundle from a pipe the test holds, so it is
+// mid-install (planned, locked) when the second starts. The second is
+// refused before it writes, with exit 11 and a line that says why; the
+// first then finishes, and the target holds its image alone.
+func TestTwoInstallsAtOnce(t *testing.T) {
+	f := newFixture(t, 0)
+	other := installtest.Data(7, 20*cs+5, cs)
+	m := installtest.Manifest(bundle.Step{Type: bundle.StepImage, Target: "rootfs", Image: "rootfs"})
+	second := f.write(t, "other.bundle", installtest.Bundle(t, f.key, m, cs, installtest.Image{Name: "rootfs", Data: other}))
+
+	stdin, feed := io.Pipe()
+	evr, evw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := exec.Command(os.Args[0], f.args("install", "--events", "fd:3", "--no-skip", "-")...)
+	first.Env = append(os.Environ(), "LIFEBOAT_TEST_MAIN=1")
+	first.Stdin, first.ExtraFiles = stdin, []*os.File{evw}
+	var stderr bytes.Buffer
+	first.Stderr = &stderr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	evw.Close()
+	// The header, manifest and index, and the first chunks: enough to
+	// plan and start writing, not enough to finish.
+	head := len(f.bundle) - 10*cs
+	go feed.Write(f.bundle[:head])
+	sc := bufio.NewScanner(evr)
+	for sc.Scan() && !strings.Contains(sc.Text(), `"event":"plan"`) {
+	}
+
+	r := lifeboat(nil, f.args("install", second)...)
+	r.check(t, exitcode.TargetIO, "being written by another install")
+
+	go func() {
+		feed.Write(f.bundle[head:])
+		feed.Close()
+	}()
+	for sc.Scan() {
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first install: %v: %s", err, stderr.String())
+	}
+	got, _ := os.ReadFile(f.target)
+	if !bytes.Equal(got[:len(f.data)], f.data) {
+		t.Error("the target does not hold the first install's image")
+	}
 }

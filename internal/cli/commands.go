@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/install"
 )
 
@@ -83,6 +84,7 @@ func runBundleCommand(ctx context.Context, cmd string, args []string, stdin io.R
 	if err != nil {
 		return err
 	}
+	defer plan.Close()
 	switch cmd {
 	case "plan":
 		fmt.Fprintf(stdout, "plan for board %s: all checks passed, nothing written\n", plan.Board())
@@ -91,7 +93,7 @@ func runBundleCommand(ctx context.Context, cmd string, args []string, stdin io.R
 		res, err := plan.Verify(ctx)
 		if res != nil {
 			for _, d := range res.Differences {
-				fmt.Fprintf(stdout, "differs: step %d image %q chunk %d at offset %d of %s\n", d.Step, d.Image, d.Chunk, d.Offset, d.Target)
+				fmt.Fprintf(stdout, "differs: step %d image %q chunk %d at offset %d of %s\n", d.Step, d.Image, d.Chunk, d.Offset, bundle.Printable(d.Target))
 			}
 			if res.Differs > len(res.Differences) {
 				fmt.Fprintf(stdout, "... and %d more\n", res.Differs-len(res.Differences))

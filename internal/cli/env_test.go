@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,82 @@ func TestEnvMissing(t *testing.T) {
 	os.WriteFile(b, installtest.Bundle(t, k, m, 0), 0o644)
 	r := lifeboat(nil, "install", b, "--keys", k.Dir, "--board-name", installtest.Board, "--target", "bootenv="+filepath.Join(dir, "nope"))
 	r.check(t, exitcode.NoTarget, "bootenv")
+}
+
+// TestEnvStepRefusedBeforeWrite: an env step that cannot succeed is
+// refused by the plan, with the exit code of its class, before the image
+// step ahead of it writes a byte; with create, a blank environment is
+// made.
+func TestEnvStepRefusedBeforeWrite(t *testing.T) {
+	if _, err := exec.LookPath("fw_printenv"); err != nil {
+		t.Skipf("fw_printenv not installed (Debian libubootenv-tool): %v", err)
+	}
+	k := installtest.NewKey(t)
+	image := bytes.Repeat([]byte("image "), 10000)
+	uboot := func(t *testing.T, dir string) string {
+		p := filepath.Join(dir, "uboot.env")
+		os.WriteFile(p, make([]byte, 0x4000), 0o644)
+		cfg := p + ".config"
+		os.WriteFile(cfg, []byte(p+" 0x0 0x4000\n"), 0o644)
+		defaults := p + ".defaults"
+		os.WriteFile(defaults, []byte("bootcmd=run distro\n"), 0o644)
+		runTool(t, "fw_setenv", "-c", cfg, "-f", defaults)
+		return p
+	}
+	grub := func(t *testing.T, dir string) string {
+		p := filepath.Join(dir, "grubenv")
+		runTool(t, "grub-editenv", p, "create")
+		return p
+	}
+	blank := func(t *testing.T, dir string) string {
+		p := filepath.Join(dir, "uboot.env")
+		os.WriteFile(p, bytes.Repeat([]byte{0xFF}, 0x4000), 0o644)
+		return p
+	}
+	for _, tc := range []struct {
+		name   string
+		env    func(*testing.T, string) string
+		step   bundle.Step
+		code   int
+		reason string
+	}{
+		{"value larger than the environment", uboot, bundle.Step{Set: map[string]string{"big": strings.Repeat("x", 0x4000)}}, exitcode.TooSmall, "too full"},
+		{"no valid copy", blank, bundle.Step{Set: map[string]string{"a": "1"}}, exitcode.NoTarget, "no valid copy"},
+		{"GRUB value too long for the block", grub, bundle.Step{Set: map[string]string{"note": strings.Repeat("x", 1000)}}, exitcode.TooSmall, "too full"},
+		{"create on blank", blank, bundle.Step{Set: map[string]string{"bootcount": "0"}, Create: true}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			env := tc.env(t, dir)
+			before, _ := os.ReadFile(env)
+			target := installtest.File(t, dir, "rootfs.img", 1<<20, 0x5A)
+			step := tc.step
+			step.Type, step.Target = bundle.StepEnv, "bootenv"
+			m := installtest.Manifest(bundle.Step{Type: bundle.StepImage, Target: "rootfs", Image: "rootfs"}, step)
+			b := filepath.Join(dir, "b.lfb")
+			os.WriteFile(b, installtest.Bundle(t, k, m, 0, installtest.Image{Name: "rootfs", Data: image}), 0o644)
+			r := lifeboat(nil, "install", b, "--keys", k.Dir, "--board-name", installtest.Board,
+				"--target", "rootfs="+target, "--target", "bootenv="+env, "--progress", "none")
+			r.check(t, tc.code, tc.reason)
+			got, _ := os.ReadFile(target)
+			if tc.code != 0 {
+				if !bytes.Equal(got, bytes.Repeat([]byte{0x5A}, 1<<20)) {
+					t.Errorf("the image step ahead of a refused env step wrote its target")
+				}
+				if after, _ := os.ReadFile(env); !bytes.Equal(after, before) {
+					t.Errorf("a refused env step changed the environment")
+				}
+				return
+			}
+			if !bytes.Equal(got[:len(image)], image) {
+				t.Errorf("the image was not written")
+			}
+			os.WriteFile(env+".config", []byte(env+" 0x0 0x4000\n"), 0o644)
+			if out := runTool(t, "fw_printenv", "-c", env+".config"); !strings.Contains(out, "bootcount=0\n") {
+				t.Errorf("fw_printenv after create:\n%s", out)
+			}
+		})
+	}
 }
 
 func runTool(t *testing.T, name string, args ...string) string {

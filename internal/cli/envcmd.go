@@ -33,8 +33,6 @@ The environment is one of:
   --grub FILE [--offset N]
                        a GRUB environment block: a 1024-byte grubenv file, or
                        the block at byte N of a file or device
-
-flags:
 `
 
 // envOptions are the flags of lifeboat env.
@@ -42,6 +40,7 @@ type envOptions struct {
 	board, bootenvName, config, grub string
 	offset                           int64
 	storage                          multiFlag
+	onDevice                         bool
 	valueOnly, create                bool
 }
 
@@ -66,6 +65,7 @@ func runEnvCommand(args []string, stdout io.Writer, deps Deps) error {
 	fs.StringVar(&o.board, "board", "", "board profile: a JSON `FILE` or a built-in name (default "+boards.DefaultPath+")")
 	fs.StringVar(&o.bootenvName, "bootenv", "", "the profile's bootenv entry `NAME`")
 	fs.Var(&o.storage, "storage", "`NAME=PATH`: the profile's storage device NAME is PATH, e.g. a disk image (repeatable)")
+	fs.BoolVar(&o.onDevice, "on-device", false, "this runs on the board --board describes: use the profile's devices")
 	fs.StringVar(&o.config, "config", "", "a fw_env.config `FILE` (U-Boot)")
 	fs.StringVar(&o.grub, "grub", "", "a GRUB environment block `FILE`")
 	fs.Int64Var(&o.offset, "offset", 0, "with --grub: the block's byte `OFFSET` in FILE")
@@ -75,7 +75,7 @@ func runEnvCommand(args []string, stdout io.Writer, deps Deps) error {
 		fs.BoolVar(&o.create, "create", false, "start from an empty environment when none is valid (blank storage)")
 	}
 	fs.Usage = func() {
-		fmt.Fprint(stdout, envUsage)
+		fmt.Fprint(stdout, envUsage+"\nflags:\n")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
@@ -218,18 +218,18 @@ func (o *envOptions) open(deps Deps) (bootenv.Store, string, error) {
 	if board == nil {
 		return nil, "", usagef("no board profile (%s does not exist): give --board, --config or --grub", boards.DefaultPath)
 	}
-	if len(o.storage) > 0 {
-		b := *board
-		b.Storage = maps.Clone(board.Storage)
-		for _, s := range o.storage {
-			n, p, ok := strings.Cut(s, "=")
-			if _, known := b.Storage[n]; !ok || !known || p == "" {
-				return nil, "", usagef("--storage %q, want NAME=PATH with NAME a storage device of board %s", s, board.Name)
-			}
-			b.Storage[n] = boards.Storage{Paths: []string{p}}
+	r := deps.Resolver
+	r.Given = map[string]string{}
+	for _, s := range o.storage {
+		n, p, ok := strings.Cut(s, "=")
+		if _, known := board.Storage[n]; !ok || !known || p == "" {
+			return nil, "", usagef("--storage %q, want NAME=PATH with NAME a storage device of board %s", s, board.Name)
 		}
-		board = &b
+		r.Given[n] = p
 	}
+	// On a host the profile's devices are the host's own: only --storage
+	// ones are used (see options.host).
+	r.Host = o.board != "" && !o.onDevice
 	name := o.bootenvName
 	if name == "" {
 		if name, err = board.RecoveryEnv(); err != nil {
@@ -239,7 +239,7 @@ func (o *envOptions) open(deps Deps) (bootenv.Store, string, error) {
 	if _, ok := board.BootEnv[name]; !ok {
 		return nil, "", usagef("board %s has no bootenv %q (it has %s)", board.Name, name, strings.Join(slices.Sorted(maps.Keys(board.BootEnv)), ", "))
 	}
-	s, err := boardenv.Open(board, deps.Resolver, name, "")
+	s, err := boardenv.Open(board, r, boardenv.Target{Name: name})
 	if err != nil {
 		return nil, "", envError("bootenv "+name, err)
 	}

@@ -52,7 +52,7 @@ func TestFlashTarget(t *testing.T) {
 	events := filepath.Join(f.dir, "events.jsonl")
 	run := func(args ...string) result {
 		var out, errb bytes.Buffer
-		args = append([]string{args[0], "--keys", f.key.Dir, "--board", board, "--progress", "none"}, args[1:]...)
+		args = append([]string{args[0], "--keys", f.key.Dir, "--board", board, "--on-device", "--progress", "none"}, args[1:]...)
 		code := MainWith(context.Background(), args, nil, &out, &errb, deps)
 		return result{code, out.String(), errb.String()}
 	}

@@ -51,11 +51,25 @@ func (c *console) String() string {
 	return string(c.buf)
 }
 
+// SlowFactor bounds how much longer than its timeout an Expect waits for
+// a guest that keeps printing: see expect.
+const SlowFactor = 10
+
 // expect waits until match finds something in the unread output. match
 // returns the end of the match (relative to what it was given), or -1.
+//
+// timeout is how long the guest may stay silent: every line it prints
+// starts the wait over, so a guest that makes progress on a busy machine
+// (TCG on a loaded host runs several times slower) is given the time it
+// needs, up to SlowFactor times timeout in all, while a hung guest fails
+// after timeout. Tests thus wait for what happens, not for how fast.
 func (c *console) expect(match func([]byte) (int, []string), timeout time.Duration, what string) ([]string, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	start := time.Now()
+	idle := time.NewTimer(timeout)
+	defer idle.Stop()
+	limit := time.NewTimer(SlowFactor * timeout)
+	defer limit.Stop()
+	seen := -1
 	for {
 		c.mu.Lock()
 		end, m := match(c.buf[c.pos:])
@@ -64,16 +78,52 @@ func (c *console) expect(match func([]byte) (int, []string), timeout time.Durati
 			c.mu.Unlock()
 			return m, nil
 		}
-		closed, change := c.closed, c.change
+		closed, change, n := c.closed, c.change, len(c.buf)
 		tail := c.tailLocked(2000)
 		c.mu.Unlock()
 		if closed {
 			return nil, fmt.Errorf("%w before %q appeared; console ends:\n%s", ErrExited, what, tail)
 		}
+		if seen >= 0 && n > seen {
+			idle.Reset(timeout) // it printed: still alive
+		}
+		seen = n
 		select {
 		case <-change:
-		case <-deadline.C:
-			return nil, fmt.Errorf("%w: %q not seen in %v; console ends:\n%s", ErrTimeout, what, timeout, tail)
+		case <-idle.C:
+			return nil, fmt.Errorf("%w: %q not seen, the guest printed nothing for %v (%v in all); console ends:\n%s", ErrTimeout, what, timeout, time.Since(start).Round(time.Second), tail)
+		case <-limit.C:
+			return nil, fmt.Errorf("%w: %q not seen in %v, though the guest kept printing; console ends:\n%s", ErrTimeout, what, time.Since(start).Round(time.Second), tail)
+		}
+	}
+}
+
+// waitWhileBusy waits until the console has been silent for d, or ch is closed,
+// or SlowFactor times d have passed; it reports whether ch was closed.
+func (c *console) waitWhileBusy(ch <-chan struct{}, d time.Duration) bool {
+	idle := time.NewTimer(d)
+	defer idle.Stop()
+	limit := time.NewTimer(SlowFactor * d)
+	defer limit.Stop()
+	for {
+		c.mu.Lock()
+		change, closed := c.change, c.closed
+		c.mu.Unlock()
+		if closed {
+			change = nil // no more output: only ch and the timers
+		}
+		select {
+		case <-ch:
+			return true
+		case <-change:
+			if !idle.Stop() {
+				<-idle.C
+			}
+			idle.Reset(d)
+		case <-idle.C:
+			return false
+		case <-limit.C:
+			return false
 		}
 	}
 }

@@ -280,7 +280,9 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 func (v *VM) CommandLine() string { return strings.Join(v.cmd.Args, " ") }
 
 // ExpectString waits until the console shows s after what earlier Expects
-// matched, and moves past it.
+// matched, and moves past it. timeout is how long the guest may print
+// nothing (see SlowFactor): a slow guest that makes progress is waited
+// for.
 func (v *VM) ExpectString(s string, timeout time.Duration) error {
 	_, err := v.con.expect(func(b []byte) (int, []string) {
 		i := bytes.Index(b, []byte(s))
@@ -355,14 +357,13 @@ func (v *VM) Wait() error {
 }
 
 // WaitTimeout is Wait with a limit; it returns ErrTimeout if QEMU still
-// runs after d.
+// runs after its console has been silent for d (or after SlowFactor times
+// d while it keeps printing).
 func (v *VM) WaitTimeout(d time.Duration) error {
-	select {
-	case <-v.done:
+	if v.con.waitWhileBusy(v.done, d) {
 		return v.waitErr
-	case <-time.After(d):
-		return fmt.Errorf("%w: qemu still running after %v", ErrTimeout, d)
 	}
+	return fmt.Errorf("%w: qemu still running, its console silent for %v", ErrTimeout, d)
 }
 
 // Done is closed when QEMU has exited.

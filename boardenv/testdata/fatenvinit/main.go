@@ -39,8 +39,8 @@ func flow(ctx context.Context, env *pid1.Env) error {
 		}
 	}
 	for _, args := range [][]string{
-		{"env", "set", "--board", "/etc/lifeboat/board.json", "lifeboat_txn=42", "bootcmd=run rescue"},
-		{"env", "print", "--board", "/etc/lifeboat/board.json"},
+		{"env", "set", "lifeboat_txn=42", "bootcmd=run rescue"}, // the board's own profile: /etc/lifeboat/board.json
+		{"env", "print"},
 	} {
 		var stdout, stderr bytes.Buffer
 		start := time.Now()

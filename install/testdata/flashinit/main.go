@@ -90,7 +90,7 @@ func run(g *guest.Guest) {
 		// Left attached: the next install must detach it.
 		g.Report(result{Step: r + " image", Text: text}, err)
 	}
-	code, stdout, stderr := g.Call(cli.Main, nil, "verify", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys",
+	code, stdout, stderr := g.Call(cli.Main, nil, "verify", "--board", "/etc/lifeboat/board.json", "--on-device", "--keys", "/etc/lifeboat/keys",
 		"--progress", "none", "/bundle")
 	g.Report(result{Step: "verify", Code: code, Text: stdout, Err: stderr}, nil)
 
@@ -112,7 +112,7 @@ func missingVolume(g *guest.Guest) {
 		{"ghost profile", "/etc/lifeboat/board-bad.json"},
 		{"ghost device", "/etc/lifeboat/board.json"},
 	} {
-		code, _, stderr := g.Call(cli.Main, nil, "install", "--board", c.board, "--keys", "/etc/lifeboat/keys", "--progress", "none", "/bundle-ghost")
+		code, _, stderr := g.Call(cli.Main, nil, "install", "--board", c.board, "--on-device", "--keys", "/etc/lifeboat/keys", "--progress", "none", "/bundle-ghost")
 		g.Report(result{Step: c.step, Code: code, Err: stderr}, nil)
 	}
 	after, err := snapshot()
@@ -158,7 +158,7 @@ func interrupted(g *guest.Guest) {
 		return
 	}
 	defer f.Close()
-	args := []string{"install", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys", "--progress", "none"}
+	args := []string{"install", "--board", "/etc/lifeboat/board.json", "--on-device", "--keys", "/etc/lifeboat/keys", "--progress", "none"}
 	code, _, stderr := g.Call(cli.Main, io.LimitReader(f, cut), append(args, "-")...)
 	r := dataVolume(size)
 	r.Step, r.Code, r.Err = "interrupted", code, stderr
@@ -186,7 +186,7 @@ func dataVolume(size int64) result {
 func install(g *guest.Guest, step string) bool {
 	events := "/tmp/events.jsonl"
 	start := time.Now()
-	code, _, stderr := g.Call(cli.Main, nil, "install", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys",
+	code, _, stderr := g.Call(cli.Main, nil, "install", "--board", "/etc/lifeboat/board.json", "--on-device", "--keys", "/etc/lifeboat/keys",
 		"--progress", "none", "--events", events, "/bundle")
 	r := result{Step: step, Code: code, Text: guest.Took(start)}
 	if code != 0 {

@@ -59,7 +59,7 @@ func run(g *guest.Guest) {
 		g.Report(result{Step: "modprobe block2mtd"}, err)
 		return
 	}
-	args := []string{"install", "--board", "/etc/lifeboat/board.json", "--keys", "/etc/lifeboat/keys", "--progress", "none"}
+	args := []string{"install", "--board", "/etc/lifeboat/board.json", "--on-device", "--keys", "/etc/lifeboat/keys", "--progress", "none"}
 	switch g.Env.Params["phase"] {
 	case "cut":
 		cut, err := g.Int("cut")
