@@ -7,12 +7,15 @@
 #
 #   bench/flash.sh [MiB [rounds]]     default: 32 MiB, 3 rounds
 #
+# With LIFEBOAT_BENCH_ICOUNT=1 the guest's clock counts instructions
+# (QEMU -icount), which makes the numbers independent of the host's load.
+#
 # Needs qemu-system-x86 and mtd-utils; fetches the pinned kernel once.
 set -eu
 cd "$(dirname "$0")/.."
 LOG="${LOG:-$(mktemp)}"
 LIFEBOAT_BENCH=1 LIFEBOAT_BENCH_MB="${1:-32}" LIFEBOAT_BENCH_ROUNDS="${2:-3}" \
-	go test -run '^TestVMFlashBench$' -count=1 -v ./handlers/ubi/ >"$LOG" 2>&1 || {
+	go test -run '^TestVMFlashBench$' -count=1 -timeout 45m -v ./handlers/ubi/ >"$LOG" 2>&1 || {
 	tail -40 "$LOG"
 	exit 1
 }

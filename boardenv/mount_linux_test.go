@@ -1,7 +1,6 @@
 package boardenv
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -333,7 +332,6 @@ func TestVMEnvFAT(t *testing.T) {
 			t.Skipf("%s not installed (Debian gdisk, dosfstools, mtools, u-boot-tools, libubootenv-tool): %v", tool, err)
 		}
 	}
-	k := vm.DebianKernel(t)
 	dir := t.TempDir()
 	envFile := makeUBootEnv(t, dir, "bootcmd=run distro\nkeep=me\nbootdelay=2\n")
 	part := filepath.Join(dir, "part.img")
@@ -350,26 +348,9 @@ func TestVMEnvFAT(t *testing.T) {
 	json.Unmarshal([]byte(fatBoard), &profile)
 
 	start := time.Now()
-	res, err := initramfs.Build(context.Background(), initramfs.Options{
-		Init:         "./testdata/fatenvinit",
-		KernelDir:    k.Root,
-		KVer:         k.KVer,
-		Modules:      profile.Modules,
-		BoardProfile: board,
-		Format:       initramfs.LZ4,
-		Output:       filepath.Join(dir, "fatenv.cpio.lz4"),
-	})
-	if err != nil {
-		t.Fatalf("initramfs.Build() = %v", err)
-	}
-	t.Logf("built in %v: %s", time.Since(start).Round(time.Millisecond), res)
-
-	v := vm.StartT(t, vm.Options{
-		Kernel: k.Image(),
-		Initrd: res.Output,
-		Append: "console=ttyS0 panic=-1 lifeboat.watchdog=off",
-		Memory: 256,
-		Drives: []vm.Drive{{Path: disk}},
+	v := vm.BootGuest(t, vm.GuestOptions{
+		Image: initramfs.Options{Init: "./testdata/fatenvinit", Modules: profile.Modules, BoardProfile: board},
+		VM:    vm.Options{Memory: 256, Drives: []vm.Drive{{Path: disk}}},
 	})
 	if err := v.ExpectString("fatenv: done", 5*time.Minute); err != nil {
 		t.Fatal(err)

@@ -100,17 +100,24 @@ func (w *Window) check(off, n int64) error {
 // ReadAt implements io.ReaderAt. Like a file, it returns io.EOF for a read
 // that reaches the window's end.
 func (w *Window) ReadAt(p []byte, off int64) (int, error) {
+	return readWithin(w.t, p, off, w.off, w.size)
+}
+
+// readWithin reads [off, off+len(p)) of the range of r that starts at base
+// and holds size bytes, as a file of size bytes reads: io.EOF for a read
+// that reaches the end.
+func readWithin(r io.ReaderAt, p []byte, off, base, size int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("%w: negative offset %d", ErrOutOfRange, off)
 	}
-	if off >= w.size {
+	if off >= size {
 		return 0, io.EOF
 	}
 	var eof error
-	if rest := w.size - off; int64(len(p)) > rest {
+	if rest := size - off; int64(len(p)) > rest {
 		p, eof = p[:rest], io.EOF
 	}
-	n, err := w.t.ReadAt(p, w.off+off)
+	n, err := r.ReadAt(p, base+off)
 	if err == nil {
 		err = eof
 	}

@@ -202,16 +202,10 @@ func (p *Plan) runImage(ctx context.Context, ps *planned) (*StepStats, error) {
 		return nil, err
 	}
 	defer t.Close()
-	chunks, err := p.br.Chunks(ps.image.Name)
+	tr := p.startStep(ps, int64(ps.image.Size))
+	pl, err := p.newPipeline(ps, t, !p.cfg.NoSkip, tr)
 	if err != nil {
 		return nil, err
-	}
-	tr := p.startStep(ps, int64(ps.image.Size))
-	pl := &pipeline{
-		br: p.br, t: t, base: int64(ps.step.Offset), chunks: chunks, workers: p.cfg.Workers,
-		skip: !p.cfg.NoSkip, size: p.br.Manifest().ChunkSize,
-		step: ps.n, image: ps.image.Name, target: fmt.Sprintf("%s (%v)", ps.step.Target, t),
-		progress: tr.update,
 	}
 	cnt, err := pl.run(ctx)
 	if err != nil {
@@ -228,16 +222,33 @@ func (p *Plan) runImage(ctx context.Context, ps *planned) (*StepStats, error) {
 		if err := t.DropCache(pl.base, int64(ps.image.Size)); err != nil {
 			return nil, fmt.Errorf("%w: dropping cached pages before the read-back: %w", ErrTargetIO, err)
 		}
-		bad, err := compare(ctx, t, pl.base, chunks, p.cfg.Workers, pl.size, func(i int) bool { return pl.touched[i] }, nil)
+		bad, err := compare(ctx, t, pl.base, pl.chunks, p.cfg.Workers, pl.size, func(i int) bool { return pl.touched[i] }, nil)
 		if err != nil {
 			return nil, err
 		}
 		if len(bad) > 0 {
-			return nil, pl.chunkError(&chunks[bad[0]], fmt.Errorf("%w (%d chunks differ)", ErrReadBack, len(bad)))
+			return nil, pl.chunkError(&pl.chunks[bad[0]], fmt.Errorf("%w (%d chunks differ)", ErrReadBack, len(bad)))
 		}
 		verified = true
 	}
 	return tr.finish(cnt, verified, ""), nil
+}
+
+// newPipeline sets up the chunk pipeline of image step ps into t, at the
+// step's offset, reporting progress to tr: the one place a pipeline is
+// made, for block devices (runImage) and raw flash (runStream) alike.
+// skip turns on skip-unchanged, which reads t.
+func (p *Plan) newPipeline(ps *planned, t handlers.Target, skip bool, tr *tracker) (*pipeline, error) {
+	chunks, err := p.br.Chunks(ps.image.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &pipeline{
+		br: p.br, t: t, base: int64(ps.step.Offset), chunks: chunks, workers: p.cfg.Workers,
+		skip: skip, size: p.br.Manifest().ChunkSize,
+		step: ps.n, image: ps.image.Name, target: fmt.Sprintf("%s (%v)", ps.step.Target, t),
+		progress: tr.update,
+	}, nil
 }
 
 func (p *Plan) runWipe(ctx context.Context, ps *planned) (*StepStats, error) {

@@ -5,120 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/handlers"
+	"github.com/lifeboat-updater/lifeboat/handlers/flash"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/ubi"
 )
-
-// Flash is how the engine reaches raw flash and UBI, for the board
-// profile's mtd, ubi and ubi_image targets. SystemFlash is the running
-// system's (packages handlers/mtd and handlers/ubi); tests give simulated
-// flash (handlers/mtd/mtdtest, handlers/ubi/ubitest).
-type Flash interface {
-	// OpenMTD opens the MTD device called name: an MTD name, "mtdN" or a
-	// /dev/mtdN path. With write it fails with an error wrapping
-	// mtd.ErrReadOnly if the device cannot be written.
-	OpenMTD(name string, write bool) (MTD, error)
-	// AttachedUBI returns the UBI device attached to m, or nil if none
-	// is.
-	AttachedUBI(m MTD) (UBI, error)
-	// AttachUBI attaches m to UBI and returns the new UBI device.
-	AttachUBI(m MTD) (UBI, error)
-	// DetachUBI closes and detaches u.
-	DetachUBI(u UBI) error
-}
-
-// MTD is an open MTD device.
-type MTD interface {
-	mtd.Device
-	io.Closer
-}
-
-// UBI is an open UBI device.
-type UBI interface {
-	ubi.Controller
-	io.Closer
-	// OpenVolume opens volume id for reading (Verify).
-	OpenVolume(id int) (io.ReaderAt, io.Closer, error)
-}
-
-// SystemFlash is the running system's raw flash: /dev/mtdN and the
-// kernel's UBI.
-var SystemFlash Flash = systemFlash{}
-
-type systemFlash struct{}
-
-func (systemFlash) OpenMTD(name string, write bool) (MTD, error) {
-	d, err := mtd.Open(name, write)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-func mtdIndex(m MTD) (int, error) {
-	p, ok := m.(interface{ Path() string })
-	if !ok {
-		return 0, fmt.Errorf("%w: %v has no device path", mtd.ErrNotFound, m)
-	}
-	return mtd.Index(p.Path())
-}
-
-func (systemFlash) AttachedUBI(m MTD) (UBI, error) {
-	idx, err := mtdIndex(m)
-	if err != nil {
-		return nil, err
-	}
-	n, ok := ubi.Sysfs(ubi.SysClassUBI).Attached(idx)
-	if !ok {
-		return nil, nil
-	}
-	d, err := ubi.OpenDevice(n)
-	if err != nil {
-		return nil, err
-	}
-	return systemUBI{d}, nil
-}
-
-func (systemFlash) AttachUBI(m MTD) (UBI, error) {
-	idx, err := mtdIndex(m)
-	if err != nil {
-		return nil, err
-	}
-	n, err := ubi.AttachMTD(idx, ubi.AttachOptions{})
-	if err != nil {
-		return nil, err
-	}
-	d, err := ubi.OpenDevice(n)
-	if err != nil {
-		return nil, err
-	}
-	return systemUBI{d}, nil
-}
-
-func (systemFlash) DetachUBI(u UBI) error {
-	su, ok := u.(systemUBI)
-	if !ok {
-		return fmt.Errorf("install: %v is not a UBI device of this system", u)
-	}
-	su.Close()
-	return ubi.Detach(su.Num)
-}
-
-type systemUBI struct{ *ubi.Device }
-
-func (u systemUBI) OpenVolume(id int) (io.ReaderAt, io.Closer, error) {
-	f, err := os.Open(u.VolumePath(id))
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, f, nil
-}
 
 // flashPlan is a planned step to raw flash.
 type flashPlan struct {
@@ -130,29 +25,16 @@ type flashPlan struct {
 	layout []ubi.VolumeSpec // nil: no layout in the profile
 }
 
-func (r *resolver) flash() Flash {
-	if r.cfg.Flash != nil {
-		return r.cfg.Flash
-	}
-	return SystemFlash
-}
+func (r *resolver) flash() flash.Flash { return r.cfg.flash() }
 
-func (p *Plan) flash() Flash {
-	if p.cfg.Flash != nil {
-		return p.cfg.Flash
-	}
-	return SystemFlash
-}
+func (p *Plan) flash() flash.Flash { return p.cfg.flash() }
 
-// mtdCharDevice reports whether path is an MTD character device
-// (/dev/mtdN), which --target may name for a raw flash target.
-func mtdCharDevice(path string) bool {
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
+// flash is the raw flash the engine reaches: cfg.Flash, else the system's.
+func (cfg Config) flash() flash.Flash {
+	if cfg.Flash != nil {
+		return cfg.Flash
 	}
-	_, err = mtd.Index(path)
-	return err == nil
+	return flash.System
 }
 
 // flashError gives an error of the mtd and ubi packages the install
@@ -294,7 +176,7 @@ func (r *resolver) planFlash(p *Plan, ps *planned, spec *boards.TargetSpec) erro
 
 // planVolume checks a UBI volume step: the layout (when the device is
 // attached, what it would change) and the volume's size.
-func (r *resolver) planVolume(ps *planned, fp *flashPlan, u UBI, size int64) error {
+func (r *resolver) planVolume(ps *planned, fp *flashPlan, u flash.UBI, size int64) error {
 	name := ps.step.Target
 	vol, spare := fp.ubi.Volume, fp.ubi.Spare
 	// The profile's layout says the volumes' sizes after it is applied.
@@ -344,14 +226,14 @@ func (r *resolver) planVolume(ps *planned, fp *flashPlan, u UBI, size int64) err
 
 // streamTarget feeds the pipeline's verified chunks, which it writes in
 // order, to a writer that takes an image front to back: the MTD Writer,
-// or the pipe into a UBI volume update. Zero chunks become zero bytes:
-// erased flash reads 0xFF, so they must be written. Nothing is read back
-// through it, so the pipeline runs without skip-unchanged (the MTD
-// Writer compares whole erase blocks itself).
+// a UBI volume update or a UBI image format. Zero chunks become zero
+// bytes: erased flash reads 0xFF, so they must be written. Nothing is
+// read back through it, so the pipeline runs without skip-unchanged (the
+// MTD Writer compares whole erase blocks itself).
 type streamTarget struct {
 	w    io.Writer
-	pos  int64
-	size int64
+	pos  int64 // where the next write must start: the image's offset at first
+	end  int64
 	name string
 	err  error // the first write error
 }
@@ -381,73 +263,24 @@ func (s *streamTarget) ReadAt(p []byte, off int64) (int, error) {
 	return 0, fmt.Errorf("%w: reading back %s", handlers.ErrNotSupported, s.name)
 }
 
-func (s *streamTarget) Size() int64                  { return s.size }
+func (s *streamTarget) Size() int64                  { return s.end }
 func (s *streamTarget) Discard(off, n int64) error   { return handlers.ErrNotSupported }
 func (s *streamTarget) DropCache(off, n int64) error { return nil }
 func (s *streamTarget) Sync() error                  { return nil }
 func (s *streamTarget) Close() error                 { return nil }
 func (s *streamTarget) String() string               { return s.name }
 
-// errStreamDone is what the pipeline gets if it writes after the
-// handler reading its stream has returned.
-var errStreamDone = errors.New("install: the flash handler stopped reading the image")
-
-// streamTo runs the image step's pipeline into consume, which reads the
-// image (size bytes) from r on its own goroutine. A chunk that fails
-// makes r fail, so that consume never takes a partial image for a whole
-// one.
-func (p *Plan) streamTo(ctx context.Context, ps *planned, tr *tracker, name string, consume func(r io.Reader) error) (counts, error) {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := consume(pr)
-		// Writes after this fail instead of blocking for ever.
-		if err != nil {
-			pr.CloseWithError(err)
-		} else {
-			pr.CloseWithError(errStreamDone)
-		}
-		done <- err
-	}()
-	st := &streamTarget{w: pw, size: int64(ps.image.Size), name: name}
-	cnt, err := p.runPipeline(ctx, ps, tr, st, name)
-	if err != nil {
-		pw.CloseWithError(err)
-	} else {
-		pw.Close()
-	}
-	cerr := <-done
-	switch {
-	case err != nil && st.err != nil && cerr != nil:
-		// The handler failed first: its error says why.
-		return cnt, flashError(name, cerr)
-	case err != nil:
-		return cnt, err
-	case cerr != nil:
-		return cnt, flashError(name, cerr)
-	}
-	return cnt, nil
-}
-
-func (p *Plan) runPipeline(ctx context.Context, ps *planned, tr *tracker, t handlers.Target, name string) (counts, error) {
-	chunks, err := p.br.Chunks(ps.image.Name)
+// runStream runs image step ps's pipeline into w, which takes the image
+// front to back. Every byte w gets has verified; a chunk that fails stops
+// the step with w holding only the bytes before it.
+func (p *Plan) runStream(ctx context.Context, ps *planned, tr *tracker, w io.Writer) (counts, error) {
+	off := int64(ps.step.Offset)
+	st := &streamTarget{w: w, pos: off, end: off + int64(ps.image.Size), name: ps.path}
+	pl, err := p.newPipeline(ps, st, false, tr)
 	if err != nil {
 		return counts{}, err
 	}
-	// The stream starts at the image's first byte; errors name the
-	// chunk's offset in the target.
-	pl := &pipeline{
-		br: p.br, t: t, base: 0, chunks: chunks, workers: p.cfg.Workers,
-		skip: false, size: p.br.Manifest().ChunkSize,
-		step: ps.n, image: ps.image.Name, target: name,
-		progress: tr.update,
-	}
-	cnt, err := pl.run(ctx)
-	var ce *ChunkError
-	if errors.As(err, &ce) {
-		ce.Offset += int64(ps.step.Offset)
-	}
-	return cnt, err
+	return pl.run(ctx)
 }
 
 // runFlash runs an image step to raw flash.
@@ -468,8 +301,7 @@ func (p *Plan) runFlash(ctx context.Context, ps *planned) (*StepStats, error) {
 			return nil, flashError(ps.step.Target, err)
 		}
 		tr := p.startStep(ps, size)
-		st := &streamTarget{w: w, size: size, name: name}
-		cnt, err := p.runPipeline(ctx, ps, tr, st, name)
+		cnt, err := p.runStream(ctx, ps, tr, w)
 		if err != nil {
 			// Not Close: it would write the partial block, whose
 			// rest did not verify.
@@ -493,21 +325,26 @@ func (p *Plan) runFlash(ctx context.Context, ps *planned) (*StepStats, error) {
 			return nil, flashError(ps.step.Target, err)
 		}
 		if u != nil {
-			// FormatImage rewrites what UBI owns.
+			// The format rewrites what UBI owns.
 			if err := fl.DetachUBI(u); err != nil {
 				return nil, flashError(ps.step.Target, err)
 			}
 		}
 		tr := p.startStep(ps, size)
-		var fs ubi.FormatStats
-		cnt, err := p.streamTo(ctx, ps, tr, name, func(r io.Reader) error {
-			var err error
-			fs, err = ubi.FormatImage(d, r, size, ubi.FormatOptions{MaxBad: fp.maxBad})
-			return err
-		})
+		w, err := ubi.NewFormatWriter(d, size, ubi.FormatOptions{MaxBad: fp.maxBad})
 		if err != nil {
+			return nil, flashError(name, err)
+		}
+		cnt, err := p.runStream(ctx, ps, tr, w)
+		if err != nil {
+			// Not Close: nothing more is written of an image that
+			// did not arrive whole.
 			return nil, err
 		}
+		if err := w.Close(); err != nil {
+			return nil, flashError(name, err)
+		}
+		fs := w.Stats()
 		return tr.finish(flashCounts(cnt, size, 0), true,
 			fmt.Sprintf("UBI image: %d eraseblocks written, %d formatted, %d bad passed over, %d marked bad, mean erase counter %d",
 				fs.Image.Written, fs.Formatted, fs.Image.BadSkipped+fs.Bad, fs.Image.MarkedBad, fs.MeanEC)), nil
@@ -518,7 +355,7 @@ func (p *Plan) runFlash(ctx context.Context, ps *planned) (*StepStats, error) {
 	return nil, fmt.Errorf("install: unknown flash target kind %q", fp.kind)
 }
 
-func (p *Plan) runVolume(ctx context.Context, ps *planned, fl Flash, name string) (*StepStats, error) {
+func (p *Plan) runVolume(ctx context.Context, ps *planned, fl flash.Flash, name string) (*StepStats, error) {
 	fp := ps.flash
 	size := int64(ps.image.Size)
 	d, err := fl.OpenMTD(fp.mtd, false)
@@ -556,22 +393,37 @@ func (p *Plan) runVolume(ctx context.Context, ps *planned, fl Flash, name string
 		}
 		id = v.ID
 	}
+	// The volume is read back (a CRC of what was written against one of
+	// what reads back) when the step or the command asks, as block
+	// devices are: it costs a third of the update's time on flash.
+	verify := ps.step.Verify || p.cfg.Verify
+	vopt := ubi.VolumeOptions{NoVerify: !verify}
 	tr := p.startStep(ps, size)
-	cnt, err := p.streamTo(ctx, ps, tr, name, func(r io.Reader) error {
-		if spare != "" {
-			return ubi.SwapUpdate(u, vol, spare, size, r)
-		}
-		return u.UpdateVolume(id, size, r)
-	})
+	var w io.WriteCloser
+	if spare != "" {
+		w, err = ubi.NewSwapWriter(u, vol, spare, size, vopt)
+	} else {
+		w, err = ubi.NewVolumeWriter(u, id, size, vopt)
+	}
+	if err != nil {
+		return nil, flashError(name, err)
+	}
+	cnt, err := p.runStream(ctx, ps, tr, w)
+	// Close also after a failed step: it ends the update short, which
+	// leaves the volume marked as interrupted, and renames nothing.
+	cerr := w.Close()
 	if err != nil {
 		return nil, err
+	}
+	if cerr != nil {
+		return nil, flashError(name, cerr)
 	}
 	if spare != "" {
 		notes = append(notes, fmt.Sprintf("written to %q, then swapped with %q", spare, vol))
 	} else {
 		notes = append(notes, fmt.Sprintf("volume %q updated in place", vol))
 	}
-	return tr.finish(flashCounts(cnt, size, 0), false, strings.Join(notes, "; ")), nil
+	return tr.finish(flashCounts(cnt, size, 0), verify, strings.Join(notes, "; ")), nil
 }
 
 // flashCounts is what a flash step did: raw flash takes zero chunks as
@@ -597,11 +449,12 @@ func (p *Plan) verifyFlash(ctx context.Context, ps *planned, chunks []bundle.Chu
 			return nil, "", flashError(ps.step.Target, err)
 		}
 		defer d.Close()
-		v, err := newGoodBlocks(d, int64(ps.step.Offset))
+		r, err := mtd.NewReader(d, int64(ps.step.Offset), 0)
 		if err != nil {
 			return nil, "", flashError(ps.step.Target, err)
 		}
-		bad, err = compare(ctx, v, 0, chunks, p.cfg.Workers, p.br.Manifest().ChunkSize, nil, progress)
+		t := handlers.NewReaderTarget(r, r.Size(), r.String())
+		bad, err = compare(ctx, t, 0, chunks, p.cfg.Workers, p.br.Manifest().ChunkSize, nil, progress)
 		return bad, "", err
 	}
 	d, err := fl.OpenMTD(fp.mtd, false)
@@ -621,12 +474,12 @@ func (p *Plan) verifyFlash(ctx context.Context, ps *planned, chunks []bundle.Chu
 	if err != nil {
 		return nil, "", flashError(ps.step.Target, err)
 	}
-	ra, c, err := u.OpenVolume(v.ID)
+	r, err := u.OpenVolume(v.ID)
 	if err != nil {
 		return nil, "", flashError(ps.step.Target, err)
 	}
-	defer c.Close()
-	t := &readerTarget{ra: ra, size: v.Size(), name: fmt.Sprintf("UBI volume %q", v.Name)}
+	defer r.Close()
+	t := handlers.NewReaderTarget(r, v.Size(), fmt.Sprintf("UBI volume %q", v.Name))
 	bad, err = compare(ctx, t, 0, chunks, p.cfg.Workers, p.br.Manifest().ChunkSize, nil, progress)
 	if err == nil && v.Corrupted {
 		note = "the volume is marked corrupted"
@@ -636,78 +489,3 @@ func (p *Plan) verifyFlash(ctx context.Context, ps *planned, chunks []bundle.Chu
 	}
 	return bad, note, err
 }
-
-// goodBlocks reads raw flash from off on as the Writer lays an image
-// out: bad blocks are passed over.
-type goodBlocks struct {
-	d      mtd.Device
-	es     int64
-	blocks []int64 // device offsets of the good blocks, in order
-}
-
-func newGoodBlocks(d mtd.Device, off int64) (*readerTarget, error) {
-	info := d.Info()
-	g := &goodBlocks{d: d, es: info.EraseSize}
-	for o := off; o+info.EraseSize <= info.Size; o += info.EraseSize {
-		if info.IsNAND() {
-			bad, err := d.IsBad(o)
-			if err != nil {
-				return nil, err
-			}
-			if bad {
-				continue
-			}
-		}
-		g.blocks = append(g.blocks, o)
-	}
-	return &readerTarget{ra: g, size: int64(len(g.blocks)) * g.es, name: fmt.Sprint(d)}, nil
-}
-
-func (g *goodBlocks) ReadAt(p []byte, off int64) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		b := off / g.es
-		if b >= int64(len(g.blocks)) {
-			return n, io.EOF
-		}
-		in := off % g.es
-		k := min(int64(len(p)), g.es-in)
-		if _, err := g.d.ReadAt(p[:k], g.blocks[b]+in); err != nil {
-			return n, err
-		}
-		n += int(k)
-		p, off = p[k:], off+k
-	}
-	return n, nil
-}
-
-// readerTarget is a read-only handlers.Target over an io.ReaderAt, for
-// Verify's compare.
-type readerTarget struct {
-	ra   io.ReaderAt
-	size int64
-	name string
-}
-
-func (t *readerTarget) ReadAt(p []byte, off int64) (int, error) {
-	if off >= t.size {
-		return 0, io.EOF
-	}
-	if rest := t.size - off; int64(len(p)) > rest {
-		n, err := t.ra.ReadAt(p[:rest], off)
-		if err == nil {
-			err = io.EOF
-		}
-		return n, err
-	}
-	return t.ra.ReadAt(p, off)
-}
-
-func (t *readerTarget) WriteAt(p []byte, off int64) (int, error) { return 0, handlers.ErrReadOnly }
-func (t *readerTarget) Size() int64                              { return t.size }
-func (t *readerTarget) ZeroRange(off, n int64) error             { return handlers.ErrReadOnly }
-func (t *readerTarget) Discard(off, n int64) error               { return handlers.ErrReadOnly }
-func (t *readerTarget) DropCache(off, n int64) error             { return nil }
-func (t *readerTarget) Sync() error                              { return nil }
-func (t *readerTarget) Close() error                             { return nil }
-func (t *readerTarget) String() string                           { return t.name }

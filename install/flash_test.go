@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,6 +12,7 @@ import (
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/exitcode"
+	"github.com/lifeboat-updater/lifeboat/handlers/flash"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd/mtdtest"
 	"github.com/lifeboat-updater/lifeboat/handlers/ubi"
@@ -58,15 +58,7 @@ type simUBI struct {
 func (simUBI) Close() error     { return nil }
 func (u simUBI) String() string { return "sim-ubi(" + u.mtd + ")" }
 
-func (u simUBI) OpenVolume(id int) (io.ReaderAt, io.Closer, error) {
-	b, ok := u.VolumeData(id)
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: volume %d", ubi.ErrNotFound, id)
-	}
-	return bytes.NewReader(b), io.NopCloser(nil), nil
-}
-
-func (s *simFlash) OpenMTD(name string, write bool) (MTD, error) {
+func (s *simFlash) OpenMTD(name string, write bool) (flash.MTD, error) {
 	f, ok := s.mtds[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", mtd.ErrNotFound, name)
@@ -77,7 +69,7 @@ func (s *simFlash) OpenMTD(name string, write bool) (MTD, error) {
 	return simMTD{f, name}, nil
 }
 
-func (s *simFlash) AttachedUBI(m MTD) (UBI, error) {
+func (s *simFlash) AttachedUBI(m flash.MTD) (flash.UBI, error) {
 	name := m.(simMTD).name
 	if u, ok := s.attached[name]; ok {
 		return simUBI{u, name}, nil
@@ -85,7 +77,7 @@ func (s *simFlash) AttachedUBI(m MTD) (UBI, error) {
 	return nil, nil
 }
 
-func (s *simFlash) AttachUBI(m MTD) (UBI, error) {
+func (s *simFlash) AttachUBI(m flash.MTD) (flash.UBI, error) {
 	name := m.(simMTD).name
 	u, ok := s.attach[name]
 	if !ok {
@@ -96,11 +88,23 @@ func (s *simFlash) AttachUBI(m MTD) (UBI, error) {
 	return simUBI{u, name}, nil
 }
 
-func (s *simFlash) DetachUBI(u UBI) error {
+func (s *simFlash) DetachUBI(u flash.UBI) error {
 	name := u.(simUBI).mtd
 	delete(s.attached, name)
 	s.detaches = append(s.detaches, name)
 	return nil
+}
+
+// nandFlash returns a Flash of one simulated NAND of 16 erase blocks,
+// called name, with the blocks bad marked bad.
+func nandFlash(name string, bad ...int64) (*simFlash, *mtdtest.Flash) {
+	fl := newSimFlash()
+	nand := mtdtest.NewNAND(16, nandES, nandPage)
+	for _, b := range bad {
+		nand.Bad[b] = true
+	}
+	fl.mtds[name] = nand
+	return fl, nand
 }
 
 func flashBoard(targets map[string]boards.TargetSpec, layouts map[string]boards.UBIDevice) *boards.Profile {
@@ -120,7 +124,7 @@ func logical(f *mtdtest.Flash) []byte {
 	return out
 }
 
-func flashInstall(t *testing.T, br *bundle.Reader, p *boards.Profile, fl Flash, cfg Config) (*Result, []Event, error) {
+func flashInstall(t *testing.T, br *bundle.Reader, p *boards.Profile, fl flash.Flash, cfg Config) (*Result, []Event, error) {
 	t.Helper()
 	var events []Event
 	cfg.Board, cfg.Flash = p, fl
@@ -212,6 +216,33 @@ func TestFlashMTD(t *testing.T) {
 	}
 }
 
+// TestFlashMTDOffset installs an image (zero chunks among its chunks) at
+// an offset of raw NAND: it starts in the good block at the offset, passes
+// over a bad one, and leaves the blocks before the offset alone.
+func TestFlashMTDOffset(t *testing.T) {
+	k := installtest.NewKey(t)
+	const size = 7*cs + 500 // 4 erase blocks, the last one partial
+	data := installtest.Data(17, size, cs)
+	m := installtest.Manifest(bundle.Step{Type: bundle.StepImage, Target: "rootfs", Image: "rootfs", Offset: 2 * nandES})
+	b := installtest.Bundle(t, k, m, cs, installtest.Image{Name: "rootfs", Data: data})
+	p := flashBoard(map[string]boards.TargetSpec{"rootfs": {MTD: "n"}}, nil)
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			fl, nand := nandFlash("n", 3)
+			if _, _, err := flashInstall(t, open(t, b, k, stream), p, fl, Config{}); err != nil {
+				t.Fatal(err)
+			}
+			got := logical(nand) // blocks 0, 1, 2, 4, ...
+			if !bytes.Equal(got[2*nandES:2*nandES+size], data) {
+				t.Error("the good blocks from the offset on do not hold the image")
+			}
+			if nand.Erases[0] != 0 || nand.Erases[1] != 0 || nand.Erases[3] != 0 || nand.TotalErases() != 4 {
+				t.Errorf("erases %v, want one each of blocks 2, 4, 5 and 6", nand.Erases)
+			}
+		})
+	}
+}
+
 // TestFlashMTDBadChunk: a chunk that fails its check leaves nothing
 // written from its erase block on, even the verified chunk before it in
 // the same block.
@@ -225,10 +256,7 @@ func TestFlashMTDBadChunk(t *testing.T) {
 	p := flashBoard(map[string]boards.TargetSpec{"rootfs": {MTD: "mtd3"}}, nil)
 	for _, stream := range []bool{false, true} {
 		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
-			fl := newSimFlash()
-			nand := mtdtest.NewNAND(16, nandES, nandPage)
-			nand.Bad[0] = true
-			fl.mtds["mtd3"] = nand
+			fl, nand := nandFlash("mtd3", 0)
 			_, _, err := flashInstall(t, open(t, b, k, stream), p, fl, Config{})
 			var ce *ChunkError
 			if !errors.As(err, &ce) || !errors.Is(err, bundle.ErrChecksum) || ce.Chunk != 5 || ce.Offset != 5*cs {
@@ -277,10 +305,10 @@ func TestFlashPlanChecks(t *testing.T) {
 		{"missing", img(0), boards.TargetSpec{MTD: "nope"}, nil, ErrTargetMissing, exitcode.NoTarget},
 		{"attached to UBI", img(0), boards.TargetSpec{MTD: "n"}, func(s *simFlash, _ *mtdtest.Flash) { s.attached["n"] = ubitest.New(60, lebSize) }, ErrTargetIO, exitcode.TargetIO},
 		{"wipe step", wipe, boards.TargetSpec{MTD: "n"}, nil, ErrTargetMissing, exitcode.NoTarget},
-		{"UBI image fits", img(0), boards.TargetSpec{UBIImage: "n"}, nil, nil, exitcode.OK},
-		{"UBI image too big", img(0), boards.TargetSpec{UBIImage: "small"}, nil, ErrTargetTooSmall, exitcode.TooSmall},
-		{"UBI volume too small", img(0), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "tiny"}}, nil, ErrTargetTooSmall, exitcode.TooSmall},
-		{"UBI volume at an offset", img(nandES), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "rootfs"}}, nil, ErrIncompatible, exitcode.Incompatible},
+		{"flash.UBI image fits", img(0), boards.TargetSpec{UBIImage: "n"}, nil, nil, exitcode.OK},
+		{"flash.UBI image too big", img(0), boards.TargetSpec{UBIImage: "small"}, nil, ErrTargetTooSmall, exitcode.TooSmall},
+		{"flash.UBI volume too small", img(0), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "tiny"}}, nil, ErrTargetTooSmall, exitcode.TooSmall},
+		{"flash.UBI volume at an offset", img(nandES), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "rootfs"}}, nil, ErrIncompatible, exitcode.Incompatible},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,7 +384,7 @@ func TestFlashUBIVolume(t *testing.T) {
 				`rnvol [{1 rootfs} {0 rootfs_b}]`,
 			}
 			if d := cmp.Diff(wantCalls, dev.Calls()); d != "" {
-				t.Errorf("UBI calls (-want +got):\n%s", d)
+				t.Errorf("flash.UBI calls (-want +got):\n%s", d)
 			}
 			if st := res.Steps[0]; st.WrittenBytes != size || st.Note != `layout: create dynamic volume 0 "rootfs" of 2097152 bytes, create dynamic volume 2 "data" of 1048576 bytes, create dynamic volume 1 "rootfs_b" of 2097152 bytes; written to "rootfs_b", then swapped with "rootfs"` {
 				t.Errorf("step = %+v", st)
@@ -508,6 +536,6 @@ func TestFlashUBIImage(t *testing.T) {
 	odd := installtest.Bundle(t, k, m, cs, installtest.Image{Name: "ubi", Data: img[:5*nandES+cs]})
 	_, _, err := flashInstall(t, open(t, odd, k, false), p, fl, Config{})
 	if !errors.Is(err, ErrIncompatible) {
-		t.Errorf("install of a partial UBI image = %v, want ErrIncompatible", err)
+		t.Errorf("install of a partial flash.UBI image = %v, want ErrIncompatible", err)
 	}
 }

@@ -30,6 +30,8 @@ import (
 	"github.com/lifeboat-updater/lifeboat/bootenv"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/handlers"
+	"github.com/lifeboat-updater/lifeboat/handlers/flash"
+	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/partitions"
 )
 
@@ -53,8 +55,8 @@ type Config struct {
 	// Env opens bootloader environments for env steps.
 	Env EnvOpener
 	// Flash reaches raw flash and UBI for the profile's mtd, ubi and
-	// ubi_image targets; nil means SystemFlash.
-	Flash Flash
+	// ubi_image targets; nil means the system's (handlers/flash).
+	Flash flash.Flash
 
 	// Workers is how many goroutines verify and decompress chunks;
 	// default GOMAXPROCS.
@@ -399,7 +401,7 @@ func targetError(name string, err error) error {
 // disks.
 func (r *resolver) resolve(name string, n int) (place, error) {
 	if path, ok := r.cfg.Targets[name]; ok {
-		if mtdCharDevice(path) {
+		if mtd.IsCharDevice(path) {
 			return place{via: viaCommandLine, flash: &boards.TargetSpec{MTD: path}}, nil
 		}
 		return place{via: viaCommandLine, path: path, size: -1}, nil

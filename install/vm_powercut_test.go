@@ -2,7 +2,6 @@ package install_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -46,7 +45,6 @@ func TestVMFlashPowerCut(t *testing.T) {
 	if _, err := exec.LookPath("mkfs.ubifs"); err != nil {
 		t.Skipf("mkfs.ubifs not installed (Debian package mtd-utils): %v", err)
 	}
-	k := vm.DebianKernel(t)
 	dir := t.TempDir()
 
 	// A UBIFS for UBI on block2mtd: 8-byte writes (UBIFS's least), 128
@@ -88,31 +86,21 @@ func TestVMFlashPowerCut(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, err := initramfs.Build(context.Background(), initramfs.Options{
+	g := vm.BuildGuest(t, vm.GuestOptions{Image: initramfs.Options{
 		Init:         "./testdata/powercutinit",
-		KernelDir:    k.Root,
-		KVer:         k.KVer,
 		Modules:      []string{"virtio_pci", "virtio_blk", "block2mtd", "zstd", "ubi", "ubifs"},
 		BoardProfile: boardPath,
 		Keys:         []string{key.Dir},
 		Files:        []initramfs.File{{Src: bundlePath, Dst: "bundle"}},
-		Format:       initramfs.LZ4,
-		Output:       filepath.Join(dir, "powercut.cpio.lz4"),
-	})
-	if err != nil {
-		t.Fatalf("initramfs.Build() = %v", err)
-	}
+	}})
 	logs := os.Getenv("LIFEBOAT_VM_LOGS")
 	if logs == "" {
 		logs = t.TempDir()
 	}
 	boot := func(phase string) *vm.VM {
-		return vm.StartT(t, vm.Options{
+		return g.Boot(t, fmt.Sprintf("lifeboat.phase=%s lifeboat.cut=%d lifeboat.size=%d", phase, cut, len(img)), vm.Options{
 			// One console log per boot.
 			ConsoleFile: filepath.Join(logs, t.Name()+"-"+phase+".console.log"),
-			Kernel:      k.Image(),
-			Initrd:      res.Output,
-			Append:      fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.phase=%s lifeboat.cut=%d lifeboat.size=%d", phase, cut, len(img)),
 			Drives:      []vm.Drive{{Path: flash}},
 		})
 	}

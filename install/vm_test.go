@@ -1,7 +1,6 @@
 package install_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -75,7 +74,6 @@ func TestVMFlashInstall(t *testing.T) {
 			t.Skipf("%s not installed (Debian package mtd-utils): %v", tool, err)
 		}
 	}
-	k := vm.DebianKernel(t)
 	dir := t.TempDir()
 
 	// The images: raw (12 erase blocks and a bit, zero chunks among
@@ -145,28 +143,16 @@ func TestVMFlashInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start := time.Now()
-	res, err := initramfs.Build(context.Background(), initramfs.Options{
-		Init:         "./testdata/flashinit",
-		KernelDir:    k.Root,
-		KVer:         k.KVer,
-		Modules:      []string{"nandsim", "zstd", "ubi", "ubifs"},
-		BoardProfile: boardPath,
-		Keys:         []string{key.Dir},
-		Files:        files,
-		Format:       initramfs.LZ4,
-		Output:       filepath.Join(dir, "flash.cpio.lz4"),
-	})
-	if err != nil {
-		t.Fatalf("initramfs.Build() = %v", err)
-	}
-	t.Logf("built in %v: %s", time.Since(start).Round(time.Millisecond), res)
-
-	v := vm.StartT(t, vm.Options{
-		Kernel: k.Image(),
-		Initrd: res.Output,
-		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.raw_size=%d lifeboat.data_cut=%d lifeboat.data_size=%d", len(raw), cut, len(data)),
-		Memory: 512,
+	v := vm.BootGuest(t, vm.GuestOptions{
+		Image: initramfs.Options{
+			Init:         "./testdata/flashinit",
+			Modules:      []string{"nandsim", "zstd", "ubi", "ubifs"},
+			BoardProfile: boardPath,
+			Keys:         []string{key.Dir},
+			Files:        files,
+		},
+		Args: fmt.Sprintf("lifeboat.raw_size=%d lifeboat.data_cut=%d lifeboat.data_size=%d", len(raw), cut, len(data)),
+		VM:   vm.Options{Memory: 512},
 	})
 	got := map[string]vmResult{}
 	for _, r := range vm.GuestResults[vmResult](t, v, "flashtest", 3*time.Minute) {
@@ -234,8 +220,8 @@ func TestVMFlashInstall(t *testing.T) {
 	if r := got["ghost profile"]; r.Code == 0 || !strings.Contains(r.Err, `volume "nosuch" is not in the ubi layout`) {
 		t.Errorf("ghost profile: exit %d, %q; want the profile refused", r.Code, r.Err)
 	}
-	if r := got["ghost device"]; r.Code != exitcode.NoTarget || !strings.Contains(r.Err, `no UBI volume "nosuch"`) {
-		t.Errorf("ghost device: exit %d, %q; want exit %d, no UBI volume \"nosuch\"", r.Code, r.Err, exitcode.NoTarget)
+	if r := got["ghost device"]; r.Code != exitcode.NoTarget || !strings.Contains(r.Err, `no flash.UBI volume "nosuch"`) {
+		t.Errorf("ghost device: exit %d, %q; want exit %d, no flash.UBI volume \"nosuch\"", r.Code, r.Err, exitcode.NoTarget)
 	}
 	if r := got["ghost untouched"]; r.Err != "" || r.Text == "" || r.Text != r.After {
 		t.Errorf("ghost untouched: %s; flash before:\n%s\nafter:\n%s", r.Err, r.Text, r.After)

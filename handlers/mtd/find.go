@@ -118,3 +118,14 @@ func Index(path string) (int, error) {
 	}
 	return strconv.Atoi(strings.TrimPrefix(base, "mtd"))
 }
+
+// IsCharDevice reports whether path is an MTD character device, /dev/mtdN:
+// a character device whose name says so.
+func IsCharDevice(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	_, err = Index(path)
+	return err == nil
+}

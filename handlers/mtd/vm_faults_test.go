@@ -2,10 +2,8 @@ package mtd_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
-	"github.com/lifeboat-updater/lifeboat/initramfs"
 	"github.com/lifeboat-updater/lifeboat/internal/vm"
 )
 
@@ -29,7 +26,6 @@ func TestVMFlashFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped with -short")
 	}
-	k := vm.DebianKernel(t)
 	dir := t.TempDir()
 
 	// Images A and B: 24 erase blocks of 128 KiB and a bit. A has a
@@ -47,29 +43,9 @@ func TestVMFlashFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start := time.Now()
-	res, err := initramfs.Build(context.Background(), initramfs.Options{
-		Init:         "./testdata/faultinit",
-		KernelDir:    k.Root,
-		KVer:         k.KVer,
-		Modules:      []string{"virtio_pci", "virtio_blk", "nandsim", "mtdram"},
-		BoardProfile: filepath.Join("testdata", "board.json"),
-		Format:       initramfs.LZ4,
-		Output:       filepath.Join(dir, "fault.cpio.lz4"),
-	})
-	if err != nil {
-		t.Fatalf("initramfs.Build() = %v", err)
-	}
-	t.Logf("built in %v: %s", time.Since(start).Round(time.Millisecond), res)
-	v := vm.StartT(t, vm.Options{
-		Kernel: k.Image(),
-		Initrd: res.Output,
-		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.img_size=%d", size),
-		Drives: []vm.Drive{{Path: imgPath, ReadOnly: true}},
-	})
 	got := map[string]vmResult{}
 	var rounds []vmResult
-	for _, r := range vm.GuestResults[vmResult](t, v, "mtdfault", 3*time.Minute) {
+	for _, r := range runGuest(t, "faultinit", "mtdram", size, "mtdfault", 3*time.Minute, vm.Drive{Path: imgPath, ReadOnly: true}) {
 		got[r.Step] = r
 		if strings.HasPrefix(r.Step, "nand round ") {
 			rounds = append(rounds, r)

@@ -2,7 +2,6 @@ package mtd_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -30,6 +29,23 @@ type vmResult struct {
 	Text   string        `json:"text"`
 }
 
+// runGuest boots testdata/NAME as PID 1 with nandsim, the MTD module
+// flash and the image's size (lifeboat.img_size) on the command line, and
+// returns the result lines it prints under prefix.
+func runGuest(t *testing.T, name, flash string, size int, prefix string, timeout time.Duration, drives ...vm.Drive) []vmResult {
+	t.Helper()
+	v := vm.BootGuest(t, vm.GuestOptions{
+		Image: initramfs.Options{
+			Init:         "./testdata/" + name,
+			Modules:      []string{"virtio_pci", "virtio_blk", "nandsim", flash},
+			BoardProfile: filepath.Join("testdata", "board.json"),
+		},
+		Args: fmt.Sprintf("lifeboat.img_size=%d", size),
+		VM:   vm.Options{Drives: drives},
+	})
+	return vm.GuestResults[vmResult](t, v, prefix, timeout)
+}
+
 // TestVMFlash boots the pinned Debian kernel in QEMU with
 // testdata/mtdinit as PID 1 and writes an image to nandsim (with bad
 // blocks, an erase failure and a program failure) and to block2mtd over a
@@ -39,7 +55,6 @@ func TestVMFlash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped with -short")
 	}
-	k := vm.DebianKernel(t)
 	dir := t.TempDir()
 
 	// The image: 16 blocks of 128 KiB and 1234 bytes, random but for an
@@ -64,29 +79,8 @@ func TestVMFlash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start := time.Now()
-	res, err := initramfs.Build(context.Background(), initramfs.Options{
-		Init:         "./testdata/mtdinit",
-		KernelDir:    k.Root,
-		KVer:         k.KVer,
-		Modules:      []string{"virtio_pci", "virtio_blk", "nandsim", "block2mtd"},
-		BoardProfile: filepath.Join("testdata", "board.json"),
-		Format:       initramfs.LZ4,
-		Output:       filepath.Join(dir, "mtd.cpio.lz4"),
-	})
-	if err != nil {
-		t.Fatalf("initramfs.Build() = %v", err)
-	}
-	t.Logf("built in %v: %s", time.Since(start).Round(time.Millisecond), res)
-
-	v := vm.StartT(t, vm.Options{
-		Kernel: k.Image(),
-		Initrd: res.Output,
-		Append: fmt.Sprintf("console=ttyS0 panic=-1 lifeboat.watchdog=off lifeboat.img_size=%d", size),
-		Drives: []vm.Drive{{Path: imgPath, ReadOnly: true}, {Path: flashPath}},
-	})
 	got := map[string]vmResult{}
-	for _, r := range vm.GuestResults[vmResult](t, v, "mtdtest", 4*time.Minute) {
+	for _, r := range runGuest(t, "mtdinit", "block2mtd", size, "mtdtest", 4*time.Minute, vm.Drive{Path: imgPath, ReadOnly: true}, vm.Drive{Path: flashPath}) {
 		got[r.Step] = r
 	}
 	for _, step := range []string{"modprobe nandsim", "modprobe block2mtd", "nand open", "nor lookup", "nor open"} {

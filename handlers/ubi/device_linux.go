@@ -1,8 +1,6 @@
 package ubi
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -227,52 +225,28 @@ func (d *Device) VolumePath(id int) string {
 	return filepath.Join(d.dev, fmt.Sprintf("ubi%d_%d", d.Num, id))
 }
 
-// UpdateVolume implements Controller: it opens /dev/ubiN_M, announces
-// size with UBI_IOCVOLUP and writes exactly size bytes from r. Then it
-// reads the volume back and compares its hash with what was written
-// (ErrVerify).
-func (d *Device) UpdateVolume(id int, size int64, r io.Reader) error {
+// StartUpdate implements Controller: it opens /dev/ubiN_M and announces
+// size with UBI_IOCVOLUP; the file then takes the bytes. Writes of any
+// size do: the kernel gathers them into whole LEBs.
+func (d *Device) StartUpdate(id int, size int64) (io.WriteCloser, error) {
 	path := d.VolumePath(id)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("ubi: %w", err)
+		return nil, fmt.Errorf("ubi: %w", err)
 	}
-	defer f.Close()
 	n := size
 	if err := ioctl(f, unix.UBI_IOCVOLUP, unsafe.Pointer(&n)); err != nil {
-		return fmt.Errorf("ubi: %s: UBI_IOCVOLUP %d bytes: %w", path, size, err)
+		f.Close()
+		return nil, fmt.Errorf("ubi: %s: UBI_IOCVOLUP %d bytes: %w", path, size, err)
 	}
-	if size == 0 {
-		return nil
-	}
-	// Writes of whole LEBs go fastest: the kernel buffers up to one.
-	buf := make([]byte, 1<<20)
-	if info, err := d.Info(); err == nil && info.LEBSize > 0 {
-		buf = make([]byte, info.LEBSize)
-	}
-	h := sha256.New()
-	written, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(r, size), buf)
+	return f, nil
+}
+
+// OpenVolume implements Controller.
+func (d *Device) OpenVolume(id int) (VolumeReader, error) {
+	f, err := os.Open(d.VolumePath(id))
 	if err != nil {
-		return fmt.Errorf("ubi: %s: update: %w", path, err)
+		return nil, fmt.Errorf("ubi: %w", err)
 	}
-	if written < size {
-		return fmt.Errorf("%w: %s: %d of %d bytes", ErrShortUpdate, path, written, size)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("ubi: %s: %w", path, err)
-	}
-	want := h.Sum(nil)
-	rf, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("ubi: read-back: %w", err)
-	}
-	defer rf.Close()
-	h.Reset()
-	if _, err := io.CopyBuffer(h, io.LimitReader(rf, size), buf); err != nil {
-		return fmt.Errorf("ubi: %s: read-back: %w", path, err)
-	}
-	if !bytes.Equal(h.Sum(nil), want) {
-		return fmt.Errorf("%w: %s", ErrVerify, path)
-	}
-	return nil
+	return f, nil
 }

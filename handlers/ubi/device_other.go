@@ -26,12 +26,13 @@ func OpenDevice(num int) (*Device, error) {
 	return nil, fmt.Errorf("%w: open ubi%d", ErrUnsupported, num)
 }
 
-func (d *Device) Close() error                             { return nil }
-func (d *Device) Info() (DeviceInfo, error)                { return DeviceInfo{}, ErrUnsupported }
-func (d *Device) Volumes() ([]Volume, error)               { return nil, ErrUnsupported }
-func (d *Device) MakeVolume(VolumeSpec) (int, error)       { return 0, ErrUnsupported }
-func (d *Device) RemoveVolume(int) error                   { return ErrUnsupported }
-func (d *Device) ResizeVolume(int, int64) error            { return ErrUnsupported }
-func (d *Device) RenameVolumes([]Rename) error             { return ErrUnsupported }
-func (d *Device) UpdateVolume(int, int64, io.Reader) error { return ErrUnsupported }
-func (d *Device) VolumePath(id int) string                 { return "" }
+func (d *Device) Close() error                                   { return nil }
+func (d *Device) Info() (DeviceInfo, error)                      { return DeviceInfo{}, ErrUnsupported }
+func (d *Device) Volumes() ([]Volume, error)                     { return nil, ErrUnsupported }
+func (d *Device) MakeVolume(VolumeSpec) (int, error)             { return 0, ErrUnsupported }
+func (d *Device) RemoveVolume(int) error                         { return ErrUnsupported }
+func (d *Device) ResizeVolume(int, int64) error                  { return ErrUnsupported }
+func (d *Device) RenameVolumes([]Rename) error                   { return ErrUnsupported }
+func (d *Device) StartUpdate(int, int64) (io.WriteCloser, error) { return nil, ErrUnsupported }
+func (d *Device) OpenVolume(int) (VolumeReader, error)           { return nil, ErrUnsupported }
+func (d *Device) VolumePath(id int) string                       { return "" }

@@ -124,87 +124,144 @@ type FormatStats struct {
 	ImageSeq  uint32    // the image's sequence number
 }
 
-// FormatImage writes a UBI image made by ubinize (size bytes from r, a
-// whole number of eraseblocks) to the region of dev, as ubiformat does:
-// erase counters survive. Each PEB of the image is written with the erase
+// FormatWriter writes a UBI image made by ubinize (a whole number of
+// eraseblocks) to a region of an MTD device, as ubiformat does: erase
+// counters survive. Each PEB of the image is written with the erase
 // counter of the block it lands on plus one (the mean counter for a block
 // without a valid header), bad blocks are passed over and blocks that fail
-// with EIO are marked bad; every PEB of the region after the image is
-// erased and given an EC header with the image's sequence number, so that
-// UBI attaches the image and finds the rest free. UBI must not have the
-// MTD device attached.
-func FormatImage(dev mtd.Device, r io.Reader, size int64, opt FormatOptions) (FormatStats, error) {
-	var st FormatStats
+// with EIO are marked bad; at Close every PEB of the region after the
+// image is erased and given an EC header with the image's sequence
+// number, so that UBI attaches the image and finds the rest free. UBI must
+// not have the MTD device attached.
+//
+// Write takes the image in order; each whole eraseblock is written as soon
+// as it has arrived. Close writes the rest only once the whole image has
+// arrived: after a Write error, or with bytes missing, it writes nothing
+// more and fails. A FormatWriter holds nothing that needs releasing.
+type FormatWriter struct {
+	dev mtd.Device
+	opt FormatOptions
+	w   *mtd.Writer
+	ecs []int64 // erase counters found, by PEB of the region; -1: none
+
+	sized
+	peb    int // PEBs of the image prepared
+	tmpl   ECHeader
+	seqSet bool
+	st     FormatStats
+}
+
+// NewFormatWriter reads the erase counters of the region opt describes and
+// returns a FormatWriter for an image of size bytes. It fails with
+// ErrBadImage if size is not whole eraseblocks, and as mtd.NewWriter does
+// if the region cannot hold the image.
+func NewFormatWriter(dev mtd.Device, size int64, opt FormatOptions) (*FormatWriter, error) {
 	info := dev.Info()
 	es := info.EraseSize
 	if opt.Length == 0 && opt.Offset <= info.Size {
 		opt.Length = info.Size - opt.Offset
 	}
 	if es <= 0 || size <= 0 || size%es != 0 {
-		return st, fmt.Errorf("%w: %d bytes is not a whole number of %d-byte eraseblocks", ErrBadImage, size, es)
+		return nil, fmt.Errorf("%w: %d bytes is not a whole number of %d-byte eraseblocks", ErrBadImage, size, es)
 	}
-	ecs, mean, err := ScanECs(dev, opt.Offset, opt.Length)
-	if err != nil {
-		return st, err
+	f := &FormatWriter{dev: dev, opt: opt, sized: sized{size: size}}
+	var err error
+	if f.ecs, f.st.MeanEC, err = ScanECs(dev, opt.Offset, opt.Length); err != nil {
+		return nil, err
 	}
-	st.MeanEC = mean
-	for i, ec := range ecs {
+	for i, ec := range f.ecs {
 		if ec < 0 {
 			if bad, _ := dev.IsBad(opt.Offset + int64(i)*es); !bad || !info.IsNAND() {
-				st.Unknown++
+				f.st.Unknown++
 			}
 		}
 	}
-	newEC := func(off int64) int64 {
-		if ec := ecs[(off-opt.Offset)/es]; ec >= 0 {
-			return min(ec+1, MaxEraseCount)
-		}
-		return mean
-	}
-	var seqSet bool
-	var tmpl ECHeader // the image's header, for the PEBs after it
-	n := 0
-	prepare := func(off int64, block []byte) error {
-		h, ok := ParseECHeader(block)
-		if !ok {
-			return fmt.Errorf("%w: eraseblock %d of the image has no valid EC header", ErrBadImage, n)
-		}
-		if !seqSet {
-			tmpl, seqSet = h, true
-			st.ImageSeq = h.ImageSeq
-		} else if h.ImageSeq != tmpl.ImageSeq {
-			return fmt.Errorf("%w: eraseblock %d has image sequence %#x, the first %#x", ErrBadImage, n, h.ImageSeq, tmpl.ImageSeq)
-		}
-		h.EC = newEC(off)
-		h.Put(block)
-		return nil
-	}
-	w, err := mtd.NewWriter(dev, mtd.Options{
+	f.w, err = mtd.NewWriter(dev, mtd.Options{
 		Offset: opt.Offset, Length: opt.Length, Size: size, MaxBad: opt.MaxBad,
-		NoVerify: opt.NoVerify, Rewrite: true,
-		Prepare: func(off int64, block []byte) error {
-			err := prepare(off, block)
-			n++
-			return err
-		},
+		NoVerify: opt.NoVerify, Rewrite: true, Prepare: f.prepare,
 	})
 	if err != nil {
-		return st, err
+		return nil, err
 	}
-	if _, err := w.ReadFrom(io.LimitReader(r, size)); err != nil {
-		w.Close()
-		st.Image = w.Stats()
-		return st, err
+	return f, nil
+}
+
+// newEC is the erase counter the PEB at off gets.
+func (f *FormatWriter) newEC(off int64) int64 {
+	if ec := f.ecs[(off-f.opt.Offset)/f.dev.Info().EraseSize]; ec >= 0 {
+		return min(ec+1, MaxEraseCount)
 	}
-	err = w.Close()
-	st.Image = w.Stats()
+	return f.st.MeanEC
+}
+
+// prepare puts the erase counter of the block at off into the image's PEB.
+func (f *FormatWriter) prepare(off int64, block []byte) error {
+	n := f.peb
+	f.peb++
+	h, ok := ParseECHeader(block)
+	if !ok {
+		return fmt.Errorf("%w: eraseblock %d of the image has no valid EC header", ErrBadImage, n)
+	}
+	if !f.seqSet {
+		f.tmpl, f.seqSet = h, true
+		f.st.ImageSeq = h.ImageSeq
+	} else if h.ImageSeq != f.tmpl.ImageSeq {
+		return fmt.Errorf("%w: eraseblock %d has image sequence %#x, the first %#x", ErrBadImage, n, h.ImageSeq, f.tmpl.ImageSeq)
+	}
+	h.EC = f.newEC(off)
+	h.Put(block)
+	return nil
+}
+
+// Write implements io.Writer. Bytes past the image's size are refused
+// (ErrTooLong).
+func (f *FormatWriter) Write(p []byte) (int, error) {
+	if err := f.admit(p); err != nil {
+		return 0, err
+	}
+	n, err := f.w.Write(p)
+	f.n += int64(n)
+	f.st.Image = f.w.Stats()
 	if err != nil {
-		return st, err
+		f.err = err
 	}
-	if st.Image.Bytes != size {
-		return st, fmt.Errorf("%w: the image stream ended after %d of %d bytes", ErrBadImage, st.Image.Bytes, size)
+	return n, err
+}
+
+// Close writes the image's last eraseblock and formats the rest of the
+// region. It fails with ErrBadImage, writing nothing, if fewer bytes than
+// the image's size arrived, and with the first error of a Write.
+func (f *FormatWriter) Close() error {
+	if f.closed {
+		return f.err
 	}
-	return st, formatRest(dev, &st, tmpl, newEC, st.Image.End, opt)
+	f.closed = true
+	if f.err != nil {
+		return f.err
+	}
+	if f.n < f.size {
+		f.err = fmt.Errorf("%w: the image stream ended after %d of %d bytes", ErrBadImage, f.n, f.size)
+		return f.err
+	}
+	f.err = f.w.Close()
+	f.st.Image = f.w.Stats()
+	if f.err == nil {
+		f.err = formatRest(f.dev, &f.st, f.tmpl, f.newEC, f.st.Image.End, f.opt)
+	}
+	return f.err
+}
+
+// Stats returns what the write did so far.
+func (f *FormatWriter) Stats() FormatStats { return f.st }
+
+// FormatImage writes size bytes of r, a UBI image, through a FormatWriter.
+func FormatImage(dev mtd.Device, r io.Reader, size int64, opt FormatOptions) (FormatStats, error) {
+	f, err := NewFormatWriter(dev, size, opt)
+	if err != nil {
+		return FormatStats{}, err
+	}
+	err = copyAndClose(f, r, size)
+	return f.Stats(), err
 }
 
 // formatRest gives each PEB in [from, region end) a bare EC header. It

@@ -177,3 +177,46 @@ func TestFormatImageErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestFormatWriterIncomplete: an image that stops short, or runs long,
+// is not completed: Close writes neither its partial last eraseblock nor
+// the EC headers of the rest of the region.
+func TestFormatWriterIncomplete(t *testing.T) {
+	img := ubiImage(3)
+	size := int64(len(img))
+	tests := []struct {
+		name   string
+		writes [][]byte
+		erases int // the whole eraseblocks written before Close
+	}{
+		{"stream ends in the second eraseblock", [][]byte{img[:pebSize+100]}, 1},
+		{"nothing arrives", nil, 0},
+		{"more than the image", [][]byte{img, {1}}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := mtdtest.NewNAND(8, pebSize, pageSize)
+			w, err := NewFormatWriter(f, size, FormatOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int64
+			for _, p := range tt.writes {
+				_, err := w.Write(p)
+				if n += int64(len(p)); n > size && !errors.Is(err, ErrTooLong) {
+					t.Errorf("Write(up to byte %d of a %d-byte image) = %v, want %v", n, size, err, ErrTooLong)
+				}
+			}
+			want := ErrBadImage
+			if n > size {
+				want = ErrTooLong
+			}
+			if err := w.Close(); !errors.Is(err, want) {
+				t.Errorf("Close() = %v, want %v", err, want)
+			}
+			if f.TotalErases() != tt.erases {
+				t.Errorf("%d erases, want %d: Close wrote more of an incomplete image", f.TotalErases(), tt.erases)
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package ubi
 
 import (
 	"fmt"
-	"io"
 	"slices"
 )
 
@@ -208,70 +207,4 @@ func FindVolume(c Controller, name string) (Volume, error) {
 		}
 	}
 	return Volume{}, fmt.Errorf("%w: no volume named %q", ErrNotFound, name)
-}
-
-// SwapUpdate installs size bytes from r as the volume active without a
-// moment where active is half written: it writes them to the volume spare
-// (created, or grown, to fit; same type as active), then renames spare to
-// active and active to spare in one atomic UBI_IOCRNVOL. The old content
-// stays in spare. If active does not exist, spare is only renamed to it.
-// A failure before the rename leaves active as it was.
-func SwapUpdate(c Controller, active, spare string, size int64, r io.Reader) error {
-	if active == spare || active == "" || spare == "" {
-		return fmt.Errorf("%w: swap %q with %q", ErrLayout, active, spare)
-	}
-	info, err := c.Info()
-	if err != nil {
-		return err
-	}
-	vols, err := c.Volumes()
-	if err != nil {
-		return err
-	}
-	var act, spr *Volume
-	for i := range vols {
-		switch vols[i].Name {
-		case active:
-			act = &vols[i]
-		case spare:
-			spr = &vols[i]
-		}
-	}
-	typ := Dynamic
-	if act != nil {
-		typ = act.Type
-	}
-	if spr != nil && spr.Type != typ {
-		if err := c.RemoveVolume(spr.ID); err != nil {
-			return fmt.Errorf("ubi: remove spare volume %q of the wrong type: %w", spare, err)
-		}
-		spr = nil
-	}
-	switch {
-	case spr == nil:
-		reserve := size
-		if act != nil {
-			reserve = max(size, act.Size())
-		}
-		id, err := c.MakeVolume(VolumeSpec{Name: spare, ID: AutoID, Size: reserve, Type: typ})
-		if err != nil {
-			return fmt.Errorf("ubi: create spare volume %q: %w", spare, err)
-		}
-		spr = &Volume{ID: id, Name: spare}
-	case spr.Size() < size:
-		if err := c.ResizeVolume(spr.ID, size); err != nil {
-			return fmt.Errorf("ubi: grow spare volume %q to %d bytes: %w", spare, size, err)
-		}
-	}
-	if err := c.UpdateVolume(spr.ID, size, r); err != nil {
-		return fmt.Errorf("ubi: update spare volume %q: %w", spare, err)
-	}
-	renames := []Rename{{ID: spr.ID, Name: active}}
-	if act != nil {
-		renames = append(renames, Rename{ID: act.ID, Name: spare})
-	}
-	if err := c.RenameVolumes(renames); err != nil {
-		return fmt.Errorf("ubi: swap %q and %q on %s: %w", active, spare, devName(info), err)
-	}
-	return nil
 }

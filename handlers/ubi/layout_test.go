@@ -136,21 +136,40 @@ func (f *fakeUBI) RenameVolumes(rs []Rename) error {
 	return nil
 }
 
-func (f *fakeUBI) UpdateVolume(id int, size int64, r io.Reader) error {
+// StartUpdate marks the volume as being updated, as the kernel does,
+// until the last byte arrives.
+func (f *fakeUBI) StartUpdate(id int, size int64) (io.WriteCloser, error) {
 	if err := f.call("volup %d size=%d", id, size); err != nil {
-		return err
+		return nil, err
 	}
-	b, err := io.ReadAll(io.LimitReader(r, size))
-	if err != nil {
-		return err
-	}
-	if int64(len(b)) < size {
-		f.vols[id].Corrupted = true
-		return ErrShortUpdate
-	}
-	f.data[id] = b
-	return nil
+	f.vols[id].Corrupted = size > 0
+	f.data[id] = nil
+	return &fakeUpdate{f: f, id: id, size: size}, nil
 }
+
+func (f *fakeUBI) OpenVolume(id int) (VolumeReader, error) {
+	return nopCloser{bytes.NewReader(f.data[id])}, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+type fakeUpdate struct {
+	f    *fakeUBI
+	id   int
+	size int64
+}
+
+// Write takes no more than the update announced, as the kernel does.
+func (u *fakeUpdate) Write(p []byte) (int, error) {
+	k := min(int64(len(p)), u.size-int64(len(u.f.data[u.id])))
+	u.f.data[u.id] = append(u.f.data[u.id], p[:k]...)
+	u.f.vols[u.id].Corrupted = int64(len(u.f.data[u.id])) < u.size
+	return int(k), nil
+}
+
+func (u *fakeUpdate) Close() error { return nil }
 
 func TestDiff(t *testing.T) {
 	have := []Volume{

@@ -1,13 +1,18 @@
 // Package ubi manages UBI devices and volumes on raw flash through the
 // kernel's UBI ioctls: attach an MTD device, bring its volumes to a wanted
-// layout changing only what differs, update a volume's content from a
-// stream, and swap a new image in atomically (write a spare volume, then
-// rename both in one UBI_IOCRNVOL).
+// layout changing only what differs, update a volume's content
+// (VolumeWriter: the image's bytes in order, as they arrive), and swap a
+// new image in atomically (SwapWriter: write a spare volume, then rename
+// both in one UBI_IOCRNVOL).
 //
-// FormatImage writes a whole ubinized image to an MTD device the way
+// FormatWriter writes a whole ubinized image to an MTD device the way
 // ubiformat does, keeping each eraseblock's erase counter (the EC header
 // of drivers/mtd/ubi/ubi-media.h), for first installs and for replacing
 // every volume at once. UBI must not have the device attached then.
+//
+// The writers take their image through Write, so that an install can
+// hand them each verified chunk as it comes; UpdateVolume, SwapUpdate and
+// FormatImage copy an io.Reader into them.
 //
 // The request structs of include/uapi/mtd/ubi-user.h are defined here;
 // golang.org/x/sys/unix has only the ioctl numbers. Everything above the
@@ -40,6 +45,14 @@ var (
 
 	// ErrVerify means a volume read back differs from what was written.
 	ErrVerify = errors.New("ubi: read-back differs from what was written")
+
+	// ErrClosed means a Write after Close.
+	ErrClosed = errors.New("ubi: write after close")
+
+	// ErrTooLong means a writer got more bytes than the size it was made
+	// for. Nothing of that Write is written, and the writer fails from
+	// then on.
+	ErrTooLong = errors.New("ubi: more bytes than announced")
 
 	// ErrUnsupported means the system has no UBI (not Linux).
 	ErrUnsupported = errors.New("ubi: not supported on this system")
@@ -147,10 +160,20 @@ type Controller interface {
 	// (UBI_IOCRNVOL). A volume already holding a new name that is not
 	// renamed itself is removed by the kernel.
 	RenameVolumes(r []Rename) error
-	// UpdateVolume replaces a volume's content with size bytes from r
-	// (UBI_IOCVOLUP, then the bytes). Until the last byte is written the
-	// volume reads as corrupted.
-	UpdateVolume(id int, size int64, r io.Reader) error
+	// StartUpdate starts replacing a volume's content with size bytes
+	// and returns where the bytes go, in order (UBI_IOCVOLUP, then writes).
+	// The kernel marks the volume as being updated until the last byte
+	// is written: closing the writer before that leaves the volume
+	// corrupted. NewVolumeWriter checks what StartUpdate does not.
+	StartUpdate(id int, size int64) (io.WriteCloser, error)
+	// OpenVolume opens volume id for reading (/dev/ubiN_M).
+	OpenVolume(id int) (VolumeReader, error)
+}
+
+// VolumeReader is an open volume's content.
+type VolumeReader interface {
+	io.ReaderAt
+	io.Closer
 }
 
 // lebs is the number of LEBs size bytes take.

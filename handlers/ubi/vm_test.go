@@ -1,7 +1,6 @@
 package ubi_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -32,32 +31,19 @@ type vmResult struct {
 	MaxEC   int64            `json:"max_ec"`
 }
 
+// ubiModules are what the UBI guests load: nandsim, UBI, and UBIFS with
+// the zstd it needs.
+var ubiModules = []string{"virtio_pci", "virtio_blk", "nandsim", "zstd", "ubi", "ubifs"}
+
 // bootFlash builds an image with init as PID 1 and the flash modules,
 // boots it with the disks, waits for "<prefix>: done" and returns the
 // JSON lines "<prefix>: {...}" by step.
 func bootFlash(t *testing.T, init, prefix, appendArgs string, drives []vm.Drive) map[string]vmResult {
 	t.Helper()
-	k := vm.DebianKernel(t)
-	dir := t.TempDir()
-	start := time.Now()
-	res, err := initramfs.Build(context.Background(), initramfs.Options{
-		Init:         init,
-		KernelDir:    k.Root,
-		KVer:         k.KVer,
-		Modules:      []string{"virtio_pci", "virtio_blk", "nandsim", "zstd", "ubi", "ubifs"},
-		BoardProfile: filepath.Join("testdata", "board.json"),
-		Format:       initramfs.LZ4,
-		Output:       filepath.Join(dir, "ubi.cpio.lz4"),
-	})
-	if err != nil {
-		t.Fatalf("initramfs.Build() = %v", err)
-	}
-	t.Logf("built in %v: %s", time.Since(start).Round(time.Millisecond), res)
-	v := vm.StartT(t, vm.Options{
-		Kernel: k.Image(),
-		Initrd: res.Output,
-		Append: "console=ttyS0 panic=-1 lifeboat.watchdog=off " + appendArgs,
-		Drives: drives,
+	v := vm.BootGuest(t, vm.GuestOptions{
+		Image: initramfs.Options{Init: init, Modules: ubiModules, BoardProfile: filepath.Join("testdata", "board.json")},
+		Args:  appendArgs,
+		VM:    vm.Options{Drives: drives},
 	})
 	got := map[string]vmResult{}
 	for _, r := range vm.GuestResults[vmResult](t, v, prefix, 4*time.Minute) {

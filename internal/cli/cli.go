@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat-updater/lifeboat/boards"
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/exitcode"
+	"github.com/lifeboat-updater/lifeboat/handlers/flash"
 	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/source"
 )
@@ -55,8 +56,8 @@ type Deps struct {
 	// Resolver finds the board profile's storage devices.
 	Resolver boards.Resolver
 	// Flash reaches raw flash and UBI for the profile's mtd, ubi and
-	// ubi_image targets; nil: the system's (install.SystemFlash).
-	Flash install.Flash
+	// ubi_image targets; nil: the system's (handlers/flash).
+	Flash flash.Flash
 }
 
 // DefaultDeps are the parts used by Main.

@@ -11,13 +11,14 @@ import (
 	"testing"
 
 	"github.com/lifeboat-updater/lifeboat/exitcode"
+	"github.com/lifeboat-updater/lifeboat/handlers/flash"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd"
 	"github.com/lifeboat-updater/lifeboat/handlers/mtd/mtdtest"
 	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/install/installtest"
 )
 
-// oneNAND is an install.Flash with one simulated NAND device, never
+// oneNAND is an flash.Flash with one simulated NAND device, never
 // attached to UBI.
 type oneNAND struct {
 	name string
@@ -28,17 +29,17 @@ type nandDev struct{ *mtdtest.Flash }
 
 func (nandDev) Close() error { return nil }
 
-func (o oneNAND) OpenMTD(name string, write bool) (install.MTD, error) {
+func (o oneNAND) OpenMTD(name string, write bool) (flash.MTD, error) {
 	if name != o.name {
 		return nil, fmt.Errorf("%w: %q", mtd.ErrNotFound, name)
 	}
 	return nandDev{o.f}, nil
 }
-func (oneNAND) AttachedUBI(install.MTD) (install.UBI, error) { return nil, nil }
-func (oneNAND) AttachUBI(m install.MTD) (install.UBI, error) {
+func (oneNAND) AttachedUBI(flash.MTD) (flash.UBI, error) { return nil, nil }
+func (oneNAND) AttachUBI(m flash.MTD) (flash.UBI, error) {
 	return nil, fmt.Errorf("no UBI here")
 }
-func (oneNAND) DetachUBI(install.UBI) error { return nil }
+func (oneNAND) DetachUBI(flash.UBI) error { return nil }
 
 // TestFlashTarget plans, installs and verifies a bundle to a board
 // profile's raw NAND target, with a bad block.

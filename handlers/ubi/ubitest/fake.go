@@ -5,6 +5,7 @@
 package ubitest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ type Device struct {
 	info  ubi.DeviceInfo
 	vols  map[int]*ubi.Volume
 	data  map[int][]byte
+	flips map[int]int64 // FlipOnRead
 	calls []string
 }
 
@@ -35,9 +37,10 @@ type Device struct {
 // with no volumes.
 func New(lebs int, lebSize int64) *Device {
 	return &Device{
-		info: ubi.DeviceInfo{LEBSize: lebSize, TotalLEBs: lebs, FreeLEBs: lebs, MinIOSize: 2048, MaxVolumes: 128},
-		vols: map[int]*ubi.Volume{},
-		data: map[int][]byte{},
+		info:  ubi.DeviceInfo{LEBSize: lebSize, TotalLEBs: lebs, FreeLEBs: lebs, MinIOSize: 2048, MaxVolumes: 128},
+		vols:  map[int]*ubi.Volume{},
+		data:  map[int][]byte{},
+		flips: map[int]int64{},
 	}
 }
 
@@ -181,45 +184,101 @@ func (d *Device) RenameVolumes(rs []ubi.Rename) error {
 	return nil
 }
 
-// UpdateVolume implements ubi.Controller. A stream that fails or ends
-// early leaves the volume corrupted, as the kernel's update marker does.
-func (d *Device) UpdateVolume(id int, size int64, r io.Reader) error {
+// StartUpdate implements ubi.Controller. As the kernel's update marker
+// does, the volume reads as corrupted from here until its last byte is
+// written; an update closed before that leaves it so.
+func (d *Device) StartUpdate(id int, size int64) (io.WriteCloser, error) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.call("volup %d size=%d", id, size)
 	v := d.vols[id]
 	if v == nil {
-		d.mu.Unlock()
-		return fmt.Errorf("%w: %d", ErrNoVol, id)
+		return nil, fmt.Errorf("%w: %d", ErrNoVol, id)
 	}
 	if size > v.Size() {
-		d.mu.Unlock()
-		return fmt.Errorf("%w: %d bytes into volume %d of %d", ErrInvalid, size, id, v.Size())
+		return nil, fmt.Errorf("%w: %d bytes into volume %d of %d", ErrInvalid, size, id, v.Size())
 	}
 	v.Corrupted = true
 	delete(d.data, id)
-	d.mu.Unlock()
+	u := &update{d: d, v: v, size: size}
+	u.finish()
+	return u, nil
+}
 
-	// Read without the lock, as a real update blocks only its volume.
-	b, err := io.ReadAll(io.LimitReader(r, size))
+// update is a volume update under way.
+type update struct {
+	d    *Device
+	v    *ubi.Volume
+	size int64
+	buf  []byte
+	done bool
+}
 
+// Write takes no more than the update announced, as the kernel does.
+func (u *update) Write(p []byte) (int, error) {
+	u.d.mu.Lock()
+	defer u.d.mu.Unlock()
+	if u.done {
+		return 0, fmt.Errorf("%w: write after the update's last byte", ErrInvalid)
+	}
+	k := min(int64(len(p)), u.size-int64(len(u.buf)))
+	u.buf = append(u.buf, p[:k]...)
+	u.finish()
+	return int(k), nil
+}
+
+// finish makes the volume whole once every byte has arrived. The caller
+// holds the lock.
+func (u *update) finish() {
+	if int64(len(u.buf)) < u.size || u.done {
+		return
+	}
+	u.done = true
+	if u.d.vols[u.v.ID] != u.v {
+		return // removed meanwhile
+	}
+	u.v.Corrupted = false
+	if u.v.Type == ubi.Static {
+		u.v.DataBytes = u.size
+	} else {
+		u.v.DataBytes = u.v.Size()
+	}
+	u.d.data[u.v.ID] = u.buf
+}
+
+// Close ends the update; a short one leaves the volume corrupted.
+func (u *update) Close() error { return nil }
+
+// OpenVolume implements ubi.Controller. A volume whose update did not
+// finish cannot be read, as with the kernel (EBADF).
+func (d *Device) OpenVolume(id int) (ubi.VolumeReader, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err != nil {
-		return err
+	v := d.vols[id]
+	if v == nil {
+		return nil, fmt.Errorf("%w: %d", ErrNoVol, id)
 	}
-	if int64(len(b)) < size {
-		return fmt.Errorf("%w: %d of %d bytes", ubi.ErrShortUpdate, len(b), size)
+	if v.Corrupted {
+		return nil, fmt.Errorf("%w: volume %d is marked as being updated (EBADF)", ErrInvalid, id)
 	}
-	if v = d.vols[id]; v != nil {
-		v.Corrupted = false
-		if v.Type == ubi.Static {
-			v.DataBytes = size
-		} else {
-			v.DataBytes = v.Size()
-		}
-		d.data[id] = b
+	b := slices.Clone(d.data[id])
+	if off, ok := d.flips[id]; ok && off < int64(len(b)) {
+		b[off] ^= 1
 	}
-	return nil
+	return reader{bytes.NewReader(b)}, nil
+}
+
+type reader struct{ *bytes.Reader }
+
+func (reader) Close() error { return nil }
+
+// FlipOnRead makes reads of volume id return its byte at off with its
+// lowest bit flipped, as flash whose bits flip beyond what the ECC
+// corrects: for read-back checks.
+func (d *Device) FlipOnRead(id int, off int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flips[id] = off
 }
 
 // VolumeData returns the content of volume id.

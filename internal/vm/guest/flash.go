@@ -1,8 +1,6 @@
 package guest
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -13,34 +11,16 @@ import (
 
 // GoodBlocksSHA256 returns the hex SHA-256 of the first size bytes held
 // by d's good erase blocks in [0, limit) (limit 0: the whole device):
-// how an image written past bad blocks reads back.
-func GoodBlocksSHA256(d *mtd.Dev, size, limit int64) (string, error) {
-	if limit <= 0 {
-		limit = d.Info().Size
+// how an image written past bad blocks reads back (mtd.Reader).
+func GoodBlocksSHA256(d mtd.Device, size, limit int64) (string, error) {
+	r, err := mtd.NewReader(d, 0, max(limit, 0))
+	if err != nil {
+		return "", err
 	}
-	es := d.Info().EraseSize
-	h := sha256.New()
-	buf := make([]byte, es)
-	left := size
-	for off := int64(0); left > 0 && off < limit; off += es {
-		bad, err := d.IsBad(off)
-		if err != nil {
-			return "", err
-		}
-		if bad {
-			continue
-		}
-		if _, err := d.ReadAt(buf, off); err != nil {
-			return "", err
-		}
-		k := min(left, es)
-		h.Write(buf[:k])
-		left -= k
-	}
-	if left > 0 {
+	if left := size - r.Size(); left > 0 {
 		return "", fmt.Errorf("region ended with %d bytes left", left)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return SHA256(io.NewSectionReader(r, 0, size))
 }
 
 // UBIVolume finds the volume name of the UBI device attached to MTD

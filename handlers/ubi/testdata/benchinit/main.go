@@ -4,7 +4,7 @@
 // then writes it to nandsim (mtd0: 64 MiB raw, mtd1: 128 MiB for UBI)
 // with package mtd's Writer (read-back on and off, and again unchanged)
 // and mtd-utils' flash_erase + nandwrite, and into a UBI volume with
-// UpdateVolume and mtd-utils' ubiupdatevol, lifeboat.rounds times each,
+// VolumeWriter and mtd-utils' ubiupdatevol, lifeboat.rounds times each,
 // taking turns. It prints one JSON line per run, "flashbench: {...}",
 // then "flashbench: done", and powers off. The mtd-utils binaries and
 // their libraries are in the image, under /usr/sbin and /lib.
@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
@@ -122,13 +123,28 @@ func run(g *guest.Guest) {
 	}
 	vol := d.VolumePath(id)
 	for round := 1; round <= rounds; round++ {
-		timed(g, "ubi UpdateVolume (read-back)", round, size, func() error {
-			return d.UpdateVolume(id, size, bytes.NewReader(img))
-		})
-		// Where UpdateVolume's time goes: the bare update (what
-		// ubiupdatevol does), and hashing the image once.
+		for _, verify := range []bool{true, false} {
+			step := "ubi VolumeWriter, 1 MiB writes (read-back)"
+			if !verify {
+				step = "ubi VolumeWriter, 1 MiB writes (NoVerify)"
+			}
+			timed(g, step, round, size, func() error {
+				return chunkedUpdate(d, id, img, ubi.VolumeOptions{NoVerify: !verify})
+			})
+		}
+		// Where the VolumeWriter's time goes: the bare update (what
+		// ubiupdatevol does), reading the volume back, and the CRC-32
+		// of the read-back check (twice), against the SHA-256 it
+		// hashed with before (also twice).
 		timed(g, "UBI_IOCVOLUP + write (Go, no read-back)", round, size, func() error {
 			return bareUpdate(vol, img)
+		})
+		timed(g, "read the volume (Go)", round, size, func() error {
+			return readFile(vol, size)
+		})
+		timed(g, "CRC-32 of the image (Go, CPU only)", round, size, func() error {
+			crc32.ChecksumIEEE(img)
+			return nil
 		})
 		timed(g, "SHA-256 of the image (Go, CPU only)", round, size, func() error {
 			sha256.Sum256(img)
@@ -183,4 +199,32 @@ func hashFile(path string, size int64) (string, error) {
 	}
 	defer f.Close()
 	return guest.SHA256(io.LimitReader(f, size))
+}
+
+// readFile reads size bytes of path, one LEB-sized read at a time.
+func readFile(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyBuffer(io.Discard, io.LimitReader(f, size), make([]byte, 129024))
+	return err
+}
+
+// chunkedUpdate writes img to volume id with a VolumeWriter 1 MiB at a
+// time, as an install hands over its chunks.
+func chunkedUpdate(d *ubi.Device, id int, img []byte, opt ubi.VolumeOptions) error {
+	size := int64(len(img))
+	w, err := ubi.NewVolumeWriter(d, id, size, opt)
+	if err != nil {
+		return err
+	}
+	for off := int64(0); off < size; off += 1 << 20 {
+		if _, err := w.Write(img[off:min(size, off+1<<20)]); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	return w.Close()
 }

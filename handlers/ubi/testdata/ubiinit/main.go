@@ -125,13 +125,13 @@ func run(g *guest.Guest) {
 	for i := range data {
 		data[i] = byte(r.Uint32())
 	}
-	err = d.UpdateVolume(blob.ID, int64(len(data)), bytes.NewReader(data))
+	err = ubi.UpdateVolume(d, blob.ID, int64(len(data)), bytes.NewReader(data))
 	got, rerr := os.ReadFile(d.VolumePath(blob.ID))
 	blob, _ = ubi.FindVolume(d, "blob")
 	sum := sha256.Sum256(got)
 	g.Report(result{Step: "static update", Volumes: []ubi.Volume{blob}, SHA256: hex.EncodeToString(sum[:])}, errors.Join(err, rerr))
 
-	err = d.UpdateVolume(blob.ID, int64(len(data)), bytes.NewReader(data[:1000]))
+	err = ubi.UpdateVolume(d, blob.ID, int64(len(data)), bytes.NewReader(data[:1000]))
 	blob, _ = ubi.FindVolume(d, "blob")
 	g.Report(result{Step: "short update", Volumes: []ubi.Volume{blob}}, err)
 
