@@ -31,7 +31,7 @@ const (
 	// loaded host, the x86 kernel's check that the IO-APIC timer ticks
 	// sees too few ticks and panics at boot ("IO-APIC + timer doesn't
 	// work"). The check is for broken chipsets; QEMU's works.
-	NoTimerCheck = "no_timer_check"
+	NoTimerCheck  = "no_timer_check"
 	DefaultMemory = 512 // MiB
 	DefaultCPU    = "max"
 )
