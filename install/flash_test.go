@@ -305,10 +305,10 @@ func TestFlashPlanChecks(t *testing.T) {
 		{"missing", img(0), boards.TargetSpec{MTD: "nope"}, nil, ErrTargetMissing, exitcode.NoTarget},
 		{"attached to UBI", img(0), boards.TargetSpec{MTD: "n"}, func(s *simFlash, _ *mtdtest.Flash) { s.attached["n"] = ubitest.New(60, lebSize) }, ErrTargetIO, exitcode.TargetIO},
 		{"wipe step", wipe, boards.TargetSpec{MTD: "n"}, nil, ErrTargetMissing, exitcode.NoTarget},
-		{"flash.UBI image fits", img(0), boards.TargetSpec{UBIImage: "n"}, nil, nil, exitcode.OK},
-		{"flash.UBI image too big", img(0), boards.TargetSpec{UBIImage: "small"}, nil, ErrTargetTooSmall, exitcode.TooSmall},
-		{"flash.UBI volume too small", img(0), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "tiny"}}, nil, ErrTargetTooSmall, exitcode.TooSmall},
-		{"flash.UBI volume at an offset", img(nandES), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "rootfs"}}, nil, ErrIncompatible, exitcode.Incompatible},
+		{"UBI image fits", img(0), boards.TargetSpec{UBIImage: "n"}, nil, nil, exitcode.OK},
+		{"UBI image too big", img(0), boards.TargetSpec{UBIImage: "small"}, nil, ErrTargetTooSmall, exitcode.TooSmall},
+		{"UBI volume too small", img(0), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "tiny"}}, nil, ErrTargetTooSmall, exitcode.TooSmall},
+		{"UBI volume at an offset", img(nandES), boards.TargetSpec{UBI: &boards.UBITarget{MTD: "n", Volume: "rootfs"}}, nil, ErrIncompatible, exitcode.Incompatible},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,7 +384,7 @@ func TestFlashUBIVolume(t *testing.T) {
 				`rnvol [{1 rootfs} {0 rootfs_b}]`,
 			}
 			if d := cmp.Diff(wantCalls, dev.Calls()); d != "" {
-				t.Errorf("flash.UBI calls (-want +got):\n%s", d)
+				t.Errorf("UBI calls (-want +got):\n%s", d)
 			}
 			if st := res.Steps[0]; st.WrittenBytes != size || st.Note != `layout: create dynamic volume 0 "rootfs" of 2097152 bytes, create dynamic volume 2 "data" of 1048576 bytes, create dynamic volume 1 "rootfs_b" of 2097152 bytes; written to "rootfs_b", then swapped with "rootfs"` {
 				t.Errorf("step = %+v", st)
@@ -536,6 +536,6 @@ func TestFlashUBIImage(t *testing.T) {
 	odd := installtest.Bundle(t, k, m, cs, installtest.Image{Name: "ubi", Data: img[:5*nandES+cs]})
 	_, _, err := flashInstall(t, open(t, odd, k, false), p, fl, Config{})
 	if !errors.Is(err, ErrIncompatible) {
-		t.Errorf("install of a partial flash.UBI image = %v, want ErrIncompatible", err)
+		t.Errorf("install of a partial UBI image = %v, want ErrIncompatible", err)
 	}
 }

@@ -220,8 +220,8 @@ func TestVMFlashInstall(t *testing.T) {
 	if r := got["ghost profile"]; r.Code == 0 || !strings.Contains(r.Err, `volume "nosuch" is not in the ubi layout`) {
 		t.Errorf("ghost profile: exit %d, %q; want the profile refused", r.Code, r.Err)
 	}
-	if r := got["ghost device"]; r.Code != exitcode.NoTarget || !strings.Contains(r.Err, `no flash.UBI volume "nosuch"`) {
-		t.Errorf("ghost device: exit %d, %q; want exit %d, no flash.UBI volume \"nosuch\"", r.Code, r.Err, exitcode.NoTarget)
+	if r := got["ghost device"]; r.Code != exitcode.NoTarget || !strings.Contains(r.Err, `no UBI volume "nosuch"`) {
+		t.Errorf("ghost device: exit %d, %q; want exit %d, no UBI volume \"nosuch\"", r.Code, r.Err, exitcode.NoTarget)
 	}
 	if r := got["ghost untouched"]; r.Err != "" || r.Text == "" || r.Text != r.After {
 		t.Errorf("ghost untouched: %s; flash before:\n%s\nafter:\n%s", r.Err, r.Text, r.After)
