@@ -19,6 +19,7 @@ import (
 	"github.com/lifeboat-updater/lifeboat/bundle"
 	"github.com/lifeboat-updater/lifeboat/install"
 	"github.com/lifeboat-updater/lifeboat/internal/bundletool"
+	"github.com/lifeboat-updater/lifeboat/internal/vm"
 )
 
 // fakeBootImg is a boot.img stand-in: a sector with 0x55AA and a marker.
@@ -370,7 +371,8 @@ func TestOptionsMissing(t *testing.T) {
 // A FailBoot build boots the same way and reboots instead.
 func TestBoot(t *testing.T) {
 	needVM(t, "grub-mkimage", "mke2fs", "sgdisk")
-	vmlinuz, modules := testKernel(t)
+	k := vm.DebianKernel(t)
+	vmlinuz, modules := k.Vmlinuz, k.Modules
 	ctx := context.Background()
 	dir := t.TempDir()
 
@@ -499,14 +501,14 @@ func TestBoot(t *testing.T) {
 	})
 
 	t.Run("production", func(t *testing.T) {
-		vm := startQEMU(t, "-drive", "file="+disk+",format=raw,if=virtio")
-		t.Logf("GRUB menu after %s", fmtDur(vm.Expect(GRUBMenu, 60*time.Second)))
-		vm.Expect("production (demo-os 1.0.0)", 10*time.Second)
-		vm.Expect("rescue", 10*time.Second)
-		t.Logf("banner after %s", fmtDur(vm.Expect(Banner("1.0.0"), 90*time.Second)))
-		vm.Expect(RootOK("1.0.0"), 30*time.Second)
-		vm.Expect(MsgBootOK, 10*time.Second)
-		t.Logf("powered off after %s", fmtDur(vm.Wait(30*time.Second)))
+		v := bootDisk(t, disk)
+		expect(t, v, GRUBMenu, 60*time.Second)
+		expect(t, v, "production (demo-os 1.0.0)", 10*time.Second)
+		expect(t, v, "rescue", 10*time.Second)
+		expect(t, v, Banner("1.0.0"), 90*time.Second)
+		expect(t, v, RootOK("1.0.0"), 30*time.Second)
+		expect(t, v, MsgBootOK, 10*time.Second)
+		waitOff(t, v, 30*time.Second)
 	})
 
 	t.Run("fail boot", func(t *testing.T) {
@@ -534,19 +536,21 @@ func TestBoot(t *testing.T) {
 			t.Fatalf("grubenv before boot = %q, want next_entry=rescue", got)
 		}
 
-		vm := startQEMU(t, "-drive", "file="+disk+",format=raw,if=virtio")
-		vm.Expect("Loading the rescue system", 60*time.Second)
-		vm.Kill()
+		v := bootDisk(t, disk)
+		expect(t, v, "Loading the rescue system", 60*time.Second)
+		if err := v.Kill(); err != nil {
+			t.Fatal(err)
+		}
 		if got := readGRUBEnv(t, disk); strings.Contains(got, "next_entry=rescue") {
 			t.Fatalf("grubenv after the rescue boot = %q, want next_entry cleared by GRUB", got)
 		}
 
-		vm = startQEMU(t, "-drive", "file="+disk+",format=raw,if=virtio")
-		vm.Expect("Loading demo-os 1.0.1", 60*time.Second)
-		vm.Expect(Banner("1.0.1"), 90*time.Second)
-		vm.Expect(MsgFailing, 10*time.Second)
+		v = bootDisk(t, disk)
+		expect(t, v, "Loading demo-os 1.0.1", 60*time.Second)
+		expect(t, v, Banner("1.0.1"), 90*time.Second)
+		expect(t, v, MsgFailing, 10*time.Second)
 		// -no-reboot: the reboot ends QEMU.
-		t.Logf("rebooted after %s", fmtDur(vm.Wait(30*time.Second)))
+		waitOff(t, v, 30*time.Second)
 	})
 }
 

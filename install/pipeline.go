@@ -45,8 +45,9 @@ const (
 // reused from chunk to chunk.
 type chunkJob struct {
 	c      *bundle.Chunk
-	seq    int // position in the image's chunk list
-	stored []byte
+	seq    int    // position in the image's chunk list
+	stored []byte // buffer for compressed stored bytes read from a stream
+	in     []byte // this chunk's stored bytes: in stored, or in data if raw
 	data   []byte // aligned, so that O_DIRECT can write it
 	out    []byte // verified bytes, within data
 	kind   jobKind
@@ -155,13 +156,15 @@ func (p *pipeline) run(ctx context.Context) (counts, error) {
 			case <-stop:
 				return
 			}
-			j.c, j.seq, j.kind, j.err, j.out = &p.chunks[i], i, jobWrite, nil, nil
+			j.c, j.seq, j.kind, j.err, j.out, j.in = &p.chunks[i], i, jobWrite, nil, nil, nil
 			if j.data == nil {
 				j.data = handlers.AlignedBuffer(int(p.size))
 			}
 			if !seek && j.c.StoredSize > 0 {
 				var err error
-				if j.stored, err = p.br.ReadStored(j.c, j.stored); err != nil {
+				// The skip check reads the target into data: only
+				// without it may a raw chunk wait there.
+				if j.in, err = p.readStored(j, &j.stored, !p.skip); err != nil {
 					j.kind, j.err = jobFailed, err
 					j.done <- struct{}{}
 					ordered <- j
@@ -176,11 +179,15 @@ func (p *pipeline) run(ctx context.Context) (counts, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// On a seekable bundle a worker reads and decodes a chunk
+			// in one go: its buffer for compressed bytes is its own,
+			// not one per chunk in flight.
+			var stored []byte
 			for j := range work {
 				if stopped() {
 					j.kind = jobDropped
 				} else {
-					p.process(j, seek)
+					p.process(j, seek, &stored)
 				}
 				j.done <- struct{}{}
 			}
@@ -249,7 +256,7 @@ func (p *pipeline) run(ctx context.Context) (counts, error) {
 
 // process runs on a worker: skip check, then read (seekable bundles),
 // verify and decompress.
-func (p *pipeline) process(j *chunkJob, seek bool) {
+func (p *pipeline) process(j *chunkJob, seek bool, stored *[]byte) {
 	c := j.c
 	if p.skip && p.check(j.seq) {
 		buf := j.data[:c.Size]
@@ -267,16 +274,35 @@ func (p *pipeline) process(j *chunkJob, seek bool) {
 	}
 	var err error
 	if seek {
-		if j.stored, err = p.br.ReadStored(c, j.stored); err != nil {
+		if j.in, err = p.readStored(j, stored, true); err != nil {
 			j.kind, j.err = jobFailed, err
 			return
 		}
 	}
-	if j.out, err = c.Decode(j.stored, j.data); err != nil {
+	if j.out, err = c.Decode(j.in, j.data); err != nil {
 		j.kind, j.err = jobFailed, err
 		return
 	}
 	j.kind = jobWrite
+}
+
+// readStored reads a chunk's stored bytes. A raw chunk is read straight
+// into the aligned buffer it is written from: incompressible images are
+// then copied once, from the bundle to the device, not twice.
+func (p *pipeline) readStored(j *chunkJob, buf *[]byte, intoData bool) ([]byte, error) {
+	if intoData && j.c.Encoding == bundle.EncodingRaw && int(j.c.StoredSize) <= len(j.data) {
+		return p.br.ReadStored(j.c, j.data[:0])
+	}
+	if *buf == nil {
+		// Sized once for any chunk, so that it is not grown (and the
+		// old one left to the collector) as larger chunks come.
+		*buf = make([]byte, 0, p.size)
+	}
+	b, err := p.br.ReadStored(j.c, *buf)
+	if err == nil {
+		*buf = b
+	}
+	return b, err
 }
 
 // consume handles the next chunk in order, on the writing goroutine.
